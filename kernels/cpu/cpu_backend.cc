@@ -1,0 +1,229 @@
+// The CPU Backend: checks every op's shapes and dtypes (a mismatch is a bug in the caller and
+// throws herd::Error naming the op and tensor), then runs the SIMD kernels of cpu_ops.h on a
+// persistent thread pool. Memory is plain host memory; weights are used in place.
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+
+#include "engine/common/error.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace herd {
+namespace {
+
+std::string describe(const Tensor& t) {
+  std::ostringstream s;
+  s << "[" << t.rows << ", " << t.cols << "] " << dtype_name(t.dtype);
+  return s.str();
+}
+
+void check(bool ok, const char* op, const std::string& what) {
+  if (!ok) throw Error(std::string("cpu backend ") + op + ": " + what);
+}
+
+void check_f32(const Tensor& t, const char* op, const char* name) {
+  check(t.dtype == DType::kF32 && t.data != nullptr, op,
+        std::string(name) + " must be F32 with data, got " + describe(t));
+}
+
+void check_float_weight(const Tensor& t, const char* op, const char* name) {
+  check(t.dtype == DType::kF32 || t.dtype == DType::kF16 || t.dtype == DType::kBF16, op,
+        std::string(name) + " must be F32, F16 or BF16, got " + describe(t));
+  check(t.data != nullptr, op, std::string(name) + " has no data");
+}
+
+void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* an,
+                      const char* bn) {
+  check(a.rows == b.rows && a.cols == b.cols, op,
+        std::string(an) + " " + describe(a) + " and " + bn + " " + describe(b) +
+            " must have the same shape");
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) : pool_(threads) {}
+
+  std::string name() const override { return "cpu"; }
+  DType activation_dtype() const override { return DType::kF32; }
+  DType kv_dtype() const override { return DType::kF32; }
+
+  void* allocate(size_t bytes) override {
+    const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    check(p != nullptr, "allocate", "out of host memory for " + std::to_string(bytes) + " bytes");
+    return p;
+  }
+  void deallocate(void* p) override { std::free(p); }
+  void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  Tensor adopt_weight(const Tensor& host) override { return host; }  // used in place (mmap)
+  void release_weight(const Tensor&) override {}
+
+  void embedding(const Tensor& table, const int32_t* ids, Tensor& out) override {
+    check_float_weight(table, "embedding", "table");
+    check_f32(out, "embedding", "out");
+    check(out.cols == table.cols, "embedding",
+          "out " + describe(out) + " must have the table's width " + describe(table));
+    const size_t row_bytes = size_t(table.cols) * dtype_size(table.dtype);
+    for (int64_t t = 0; t < out.rows; ++t) {
+      check(ids[t] >= 0 && ids[t] < table.rows, "embedding",
+            "token id " + std::to_string(ids[t]) + " outside the vocabulary of " +
+                std::to_string(table.rows));
+      cpu::convert_to_f32(pool_, static_cast<const char*>(table.data) + size_t(ids[t]) * row_bytes,
+                          table.dtype, table.cols, out.as<float>() + t * out.cols);
+    }
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    check_norm(x, weight, out, "rms_norm");
+    cpu::rms_norm(pool_, x.as<float>(), x.rows, x.cols, weight.data, weight.dtype, eps,
+                  out.as<float>());
+  }
+
+  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
+                    Tensor& out) override {
+    check_norm(x, weight, out, "add_rms_norm");
+    check_f32(residual, "add_rms_norm", "residual");
+    check_same_shape(residual, x, "add_rms_norm", "residual", "x");
+    cpu::add_rms_norm(pool_, residual.as<float>(), x.as<float>(), x.rows, x.cols, weight.data,
+                      weight.dtype, eps, out.as<float>());
+  }
+
+  void linear(const Tensor& x, const Tensor& w, Tensor& out) override {
+    check_f32(x, "linear", "x");
+    check_f32(out, "linear", "out");
+    check_float_weight(w, "linear", "w");
+    check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, "linear",
+          "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
+              describe(out));
+    cpu::linear(pool_, x.as<float>(), x.rows, x.cols, w.data, w.dtype, w.rows, out.as<float>());
+  }
+
+  void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,
+            const float* inv_freq) override {
+    check_f32(x, "rope", "x");
+    check(head_dim > 0 && head_dim % 2 == 0 && x.cols == int64_t(num_heads) * head_dim, "rope",
+          "x " + describe(x) + " is not num_heads " + std::to_string(num_heads) +
+              " x even head_dim " + std::to_string(head_dim));
+    cpu::rope(pool_, x.as<float>(), x.rows, num_heads, head_dim, positions, inv_freq);
+  }
+
+  void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    check_f32(gate, "swiglu", "gate");
+    check_f32(up, "swiglu", "up");
+    check_f32(out, "swiglu", "out");
+    check_same_shape(gate, up, "swiglu", "gate", "up");
+    check_same_shape(gate, out, "swiglu", "gate", "out");
+    cpu::swiglu(pool_, gate.as<float>(), up.as<float>(), gate.numel(), out.as<float>());
+  }
+
+  void kv_write(const Tensor& k, const Tensor& v, const int32_t* slots, KvLayer& layer) override;
+  void paged_attention(const Tensor& q, const KvLayer& layer, const AttentionBatch& b,
+                       int num_heads, float scale, Tensor& out) override;
+
+  void gather_rows(const Tensor& x, const int32_t* rows, Tensor& out) override {
+    check(x.dtype == out.dtype && x.cols == out.cols, "gather_rows",
+          "out " + describe(out) + " must match x " + describe(x) + " in dtype and width");
+    const size_t row_bytes = size_t(x.cols) * dtype_size(x.dtype);
+    for (int64_t i = 0; i < out.rows; ++i) {
+      check(rows[i] >= 0 && rows[i] < x.rows, "gather_rows",
+            "row " + std::to_string(rows[i]) + " outside x " + describe(x));
+      std::memcpy(static_cast<char*>(out.data) + size_t(i) * row_bytes,
+                  static_cast<const char*>(x.data) + size_t(rows[i]) * row_bytes, row_bytes);
+    }
+  }
+
+  void to_f32(const Tensor& x, Tensor& out) override {
+    check_float_weight(x, "to_f32", "x");
+    check_f32(out, "to_f32", "out");
+    check_same_shape(x, out, "to_f32", "x", "out");
+    cpu::convert_to_f32(pool_, x.data, x.dtype, x.numel(), out.as<float>());
+  }
+
+ private:
+  static void check_norm(const Tensor& x, const Tensor& weight, const Tensor& out, const char* op) {
+    check_f32(x, op, "x");
+    check_f32(out, op, "out");
+    check_float_weight(weight, op, "weight");
+    check(weight.numel() == x.cols, op,
+          "weight " + describe(weight) + " must hold one value per column of x " + describe(x));
+    check_same_shape(x, out, op, "x", "out");
+  }
+
+  cpu::ThreadPool pool_;
+};
+
+void CpuBackend::kv_write(const Tensor& k, const Tensor& v, const int32_t* slots, KvLayer& layer) {
+  const int64_t width = int64_t(layer.num_kv_heads) * layer.head_dim;
+  check_f32(k, "kv_write", "k");
+  check_f32(v, "kv_write", "v");
+  check_f32(layer.k, "kv_write", "cache k");
+  check_f32(layer.v, "kv_write", "cache v");
+  check_same_shape(k, v, "kv_write", "k", "v");
+  check_same_shape(layer.k, layer.v, "kv_write", "cache k", "cache v");
+  check(k.cols == width && layer.k.cols == width, "kv_write",
+        "k " + describe(k) + " and cache " + describe(layer.k) + " must be num_kv_heads * " +
+            "head_dim = " + std::to_string(width) + " wide");
+  const size_t row_bytes = size_t(width) * sizeof(float);
+  for (int64_t t = 0; t < k.rows; ++t) {
+    if (slots[t] < 0) continue;  // padding token: nothing to store
+    check(slots[t] < layer.k.rows, "kv_write",
+          "slot " + std::to_string(slots[t]) + " outside the cache of " +
+              std::to_string(layer.k.rows) + " slots");
+    std::memcpy(layer.k.as<float>() + int64_t(slots[t]) * width, k.as<float>() + t * width,
+                row_bytes);
+    std::memcpy(layer.v.as<float>() + int64_t(slots[t]) * width, v.as<float>() + t * width,
+                row_bytes);
+  }
+}
+
+void CpuBackend::paged_attention(const Tensor& q, const KvLayer& layer, const AttentionBatch& b,
+                                 int num_heads, float scale, Tensor& out) {
+  const char* op = "paged_attention";
+  check_f32(q, op, "q");
+  check_f32(out, op, "out");
+  check_f32(layer.k, op, "cache k");
+  check_f32(layer.v, op, "cache v");
+  check(layer.num_kv_heads > 0 && num_heads % layer.num_kv_heads == 0 && layer.head_dim > 0 &&
+            layer.block_size > 0,
+        op,
+        "num_heads " + std::to_string(num_heads) + " must be a multiple of num_kv_heads " +
+            std::to_string(layer.num_kv_heads));
+  check(q.cols == int64_t(num_heads) * layer.head_dim && q.rows == b.num_tokens, op,
+        "q " + describe(q) + " must be num_tokens x num_heads * head_dim");
+  check_same_shape(q, out, op, "q", "out");
+  check(layer.k.cols == int64_t(layer.num_kv_heads) * layer.head_dim, op,
+        "cache " + describe(layer.k) + " must be num_kv_heads * head_dim wide");
+  check(b.num_seqs >= 0 && b.query_start[0] == 0 && b.query_start[b.num_seqs] == b.num_tokens, op,
+        "query_start must run from 0 to num_tokens");
+  const int64_t num_blocks = layer.k.rows / layer.block_size;
+  for (int s = 0; s < b.num_seqs; ++s) {
+    const int q_len = b.query_start[s + 1] - b.query_start[s];
+    const int seq_len = b.seq_lens[s];
+    const int blocks = (seq_len + layer.block_size - 1) / layer.block_size;
+    check(q_len >= 0 && seq_len >= q_len && blocks <= b.max_blocks_per_seq, op,
+          "sequence " + std::to_string(s) + ": q_len " + std::to_string(q_len) + ", seq_len " +
+              std::to_string(seq_len) + " do not fit max_blocks_per_seq " +
+              std::to_string(b.max_blocks_per_seq));
+    for (int j = 0; j < blocks; ++j) {
+      const int32_t blk = b.block_tables[int64_t(s) * b.max_blocks_per_seq + j];
+      check(blk >= 0 && blk < num_blocks, op,
+            "sequence " + std::to_string(s) + " block " + std::to_string(j) + " -> physical " +
+                std::to_string(blk) + " outside the cache of " + std::to_string(num_blocks));
+    }
+  }
+  const cpu::PagedKv kv{layer.k.as<float>(), layer.v.as<float>(), layer.block_size,
+                        layer.num_kv_heads, layer.head_dim};
+  cpu::paged_attention(pool_, q.as<float>(), kv, b, num_heads, scale, out.as<float>());
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::make_unique<CpuBackend>(threads);
+}
+
+}  // namespace herd
