@@ -29,6 +29,32 @@ struct F16W {
   using T = hwy::float16_t;
 };
 
+// Highway 1.0.3 widens f16 without F16C (SSSE3, SSE4, EMU128, SCALAR) by arithmetic that
+// turns inf into 65536 and NaN into a finite number; this exact version replaces it there.
+#if (HWY_ARCH_X86 && HWY_TARGET >= HWY_SSE4) || HWY_TARGET == HWY_EMU128 || HWY_TARGET == HWY_SCALAR
+#define HERD_SOFT_F16_WIDEN 1
+#else
+#define HERD_SOFT_F16_WIDEN 0
+#endif
+
+#if HERD_SOFT_F16_WIDEN
+// Exponent/mantissa shifted into fp32 position and scaled by 2^112 (exact for normals and
+// subnormals); exponent 31 (inf/NaN) maps to exponent 255; the sign is OR-ed back last.
+template <class DF>
+HWY_INLINE hn::Vec<DF> WidenF16Bits(DF df, hn::Vec<hn::RebindToUnsigned<DF>> bits) {
+  const hn::RebindToUnsigned<DF> du;
+  const hn::RebindToSigned<DF> di;
+  const auto magnitude = hn::And(bits, hn::Set(du, 0x7fffu));
+  const auto shifted = hn::ShiftLeft<13>(magnitude);
+  const auto finite = hn::Mul(hn::BitCast(df, shifted), hn::BitCast(df, hn::Set(du, 0x77800000u)));
+  const auto special = hn::BitCast(df, hn::Or(shifted, hn::Set(du, 0x7f800000u)));
+  const auto is_special = hn::RebindMask(  // signed compare: unsigned Ge is missing on SSE4
+      df, hn::Gt(hn::BitCast(di, magnitude), hn::Set(di, 0x7bff)));
+  const auto sign = hn::ShiftLeft<16>(hn::And(bits, hn::Set(du, 0x8000u)));
+  return hn::Or(hn::IfThenElse(is_special, special, finite), hn::BitCast(df, sign));
+}
+#endif
+
 // Lanes(df) fp32 values from p[0..Lanes). bf16/f16 load half as many bytes and widen in
 // registers (bf16: a 16-bit shift; f16: the F16C conversion where the target has it).
 template <class W, class DF>
@@ -36,6 +62,14 @@ HWY_INLINE hn::Vec<DF> LoadWidened(DF df, const typename W::T* HWY_RESTRICT p) {
   if constexpr (std::is_same_v<W, F32W>) {
     return hn::LoadU(df, p);
   } else {
+#if HERD_SOFT_F16_WIDEN
+    if constexpr (std::is_same_v<W, F16W>) {
+      const hn::RebindToUnsigned<DF> du;
+      const hn::Rebind<uint16_t, DF> du16;
+      const auto bits = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(p));
+      return WidenF16Bits(df, hn::PromoteTo(du, bits));
+    }
+#endif
     const hn::Rebind<typename W::T, DF> dh;
     return hn::PromoteTo(df, hn::LoadU(dh, p));
   }
@@ -56,4 +90,5 @@ HWY_INLINE float LoadScalar(const typename W::T* p) {
 }  // namespace herd::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
+#undef HERD_SOFT_F16_WIDEN
 #endif  // include guard toggle
