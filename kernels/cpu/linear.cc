@@ -1,13 +1,14 @@
 // linear(): out = x * w^T with fp32 accumulation, the op that dominates every forward pass.
 //
-// Decode (a few input rows) is bound by reading the weights from memory, so each task owns a
-// range of output rows and streams those weight rows exactly once: a strip of 4 weight rows
-// is multiplied against every group of up to 4 input rows while it is still in L1/L2.
-// Prefill (many input rows) is bound by arithmetic, so the task's weight rows are cut into
-// k-blocks small enough to stay in L2 while every input row passes over them. bf16/f16
-// weights are widened to fp32 in registers; nothing is converted ahead of time.
+// Decode (up to 8 input rows) is bound by reading the weights from memory: each task owns a
+// contiguous range of weight rows and streams it once, in order, dotting every weight row
+// with all input rows while it is in L1 (bf16/f16 widened to fp32 in registers).
+// Prefill (more rows) is bound by arithmetic: each task widens a k-slice of its weight rows
+// into k-major panels once and runs a register-blocked GEMM micro-kernel (6 rows x 2 vectors
+// of outputs, broadcast-FMA, no horizontal sums) over every input row.
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/thread_pool.h"
@@ -24,101 +25,198 @@
 HWY_BEFORE_NAMESPACE();
 namespace herd::cpu::HWY_NAMESPACE {
 
-// res[r * NW + j] = dot(x row r, w row j) over len elements, for NR input rows (stride ldx)
-// and NW weight rows (stride ldw). NR * NW independent accumulators hide the FMA latency.
-template <int NR, int NW, class W>
-HWY_INLINE void DotTile(const float* HWY_RESTRICT x, int64_t ldx,
-                        const typename W::T* HWY_RESTRICT w, int64_t ldw, int64_t len,
-                        float* HWY_RESTRICT res) {
+// ---- decode: stream each weight row once --------------------------------------------------
+
+// res[r] = dot(x row r, w) over len elements for NR input rows (stride ldx). The weight
+// vector is widened once and used for all NR rows; U-way unrolling along k keeps at least
+// 4 independent FMA chains when NR is small.
+template <int NR, class W>
+HWY_INLINE void DotRow(const float* HWY_RESTRICT x, int64_t ldx,
+                       const typename W::T* HWY_RESTRICT w, int64_t len, float* HWY_RESTRICT res) {
+  constexpr int U = NR >= 4 ? 1 : (NR >= 2 ? 2 : 4);
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
   const int64_t lanes = int64_t(hn::Lanes(df));
-  V acc[NR][NW];
+  V acc[NR][U];
   for (int r = 0; r < NR; ++r)
-    for (int j = 0; j < NW; ++j) acc[r][j] = hn::Zero(df);
+    for (int u = 0; u < U; ++u) acc[r][u] = hn::Zero(df);
   int64_t i = 0;
-  for (; i + lanes <= len; i += lanes) {
-    V wv[NW];
-    for (int j = 0; j < NW; ++j) wv[j] = LoadWidened<W>(df, w + j * ldw + i);
-    for (int r = 0; r < NR; ++r) {
-      const V xv = hn::LoadU(df, x + r * ldx + i);
-      for (int j = 0; j < NW; ++j) acc[r][j] = hn::MulAdd(xv, wv[j], acc[r][j]);
+  for (; i + U * lanes <= len; i += U * lanes) {
+    for (int u = 0; u < U; ++u) {
+      const V wv = LoadWidened<W>(df, w + i + u * lanes);
+      for (int r = 0; r < NR; ++r) {
+        acc[r][u] = hn::MulAdd(hn::LoadU(df, x + r * ldx + i + u * lanes), wv, acc[r][u]);
+      }
     }
+  }
+  for (; i + lanes <= len; i += lanes) {
+    const V wv = LoadWidened<W>(df, w + i);
+    for (int r = 0; r < NR; ++r)
+      acc[r][0] = hn::MulAdd(hn::LoadU(df, x + r * ldx + i), wv, acc[r][0]);
   }
   for (int r = 0; r < NR; ++r) {
-    for (int j = 0; j < NW; ++j) {
-      float sum = hn::GetLane(hn::SumOfLanes(df, acc[r][j]));
-      for (int64_t t = i; t < len; ++t) sum += x[r * ldx + t] * LoadScalar<W>(w + j * ldw + t);
-      res[r * NW + j] = sum;
-    }
-  }
-}
-
-// Weight rows [j_begin, j_end) against NR input rows; out rows have stride ldo.
-template <int NR, class W>
-HWY_INLINE void RowGroup(const float* x, int64_t ldx, const typename W::T* w, int64_t ldw,
-                         int64_t len, int64_t j_begin, int64_t j_end, float* out, int64_t ldo,
-                         bool accumulate) {
-  constexpr int kNW = NR <= 2 ? 4 : 2;  // keeps NR * NW accumulators within 8 registers
-  float res[NR * kNW];
-  int64_t j = j_begin;
-  for (; j + kNW <= j_end; j += kNW) {
-    DotTile<NR, kNW, W>(x, ldx, w + j * ldw, ldw, len, res);
-    for (int r = 0; r < NR; ++r)
-      for (int c = 0; c < kNW; ++c) {
-        float& o = out[r * ldo + j + c];
-        o = accumulate ? o + res[r * kNW + c] : res[r * kNW + c];
-      }
-  }
-  for (; j < j_end; ++j) {
-    DotTile<NR, 1, W>(x, ldx, w + j * ldw, ldw, len, res);
-    for (int r = 0; r < NR; ++r) {
-      float& o = out[r * ldo + j];
-      o = accumulate ? o + res[r] : res[r];
-    }
+    for (int u = 1; u < U; ++u) acc[r][0] = hn::Add(acc[r][0], acc[r][u]);
+    float sum = hn::GetLane(hn::SumOfLanes(df, acc[r][0]));
+    for (int64_t t = i; t < len; ++t) sum += x[r * ldx + t] * LoadScalar<W>(w + t);
+    res[r] = sum;
   }
 }
 
 template <class W>
-HWY_INLINE void RowGroupN(int nr, const float* x, int64_t ldx, const typename W::T* w, int64_t ldw,
-                          int64_t len, int64_t j_begin, int64_t j_end, float* out, int64_t ldo,
-                          bool accumulate) {
+HWY_INLINE void DotRowN(int nr, const float* x, int64_t ldx, const typename W::T* w, int64_t len,
+                        float* res) {
   switch (nr) {
     case 1:
-      return RowGroup<1, W>(x, ldx, w, ldw, len, j_begin, j_end, out, ldo, accumulate);
+      return DotRow<1, W>(x, ldx, w, len, res);
     case 2:
-      return RowGroup<2, W>(x, ldx, w, ldw, len, j_begin, j_end, out, ldo, accumulate);
+      return DotRow<2, W>(x, ldx, w, len, res);
     case 3:
-      return RowGroup<3, W>(x, ldx, w, ldw, len, j_begin, j_end, out, ldo, accumulate);
+      return DotRow<3, W>(x, ldx, w, len, res);
+    case 4:
+      return DotRow<4, W>(x, ldx, w, len, res);
+    case 5:
+      return DotRow<5, W>(x, ldx, w, len, res);
+    case 6:
+      return DotRow<6, W>(x, ldx, w, len, res);
+    case 7:
+      return DotRow<7, W>(x, ldx, w, len, res);
     default:
-      return RowGroup<4, W>(x, ldx, w, ldw, len, j_begin, j_end, out, ldo, accumulate);
+      return DotRow<8, W>(x, ldx, w, len, res);
   }
 }
 
-constexpr int64_t kRowGroup = 4;       // input rows sharing one pass over a weight strip
-constexpr int64_t kDecodeStrip = 4;    // weight rows streamed together in the decode order
-constexpr int64_t kDecodeMaxRows = 8;  // up to here the weights are read from memory once
-constexpr int64_t kPrefillKBlock = 512;
+constexpr int64_t kDecodeMaxRows = 8;  // up to here: one pass of dot products per weight row
+
+// Weight rows [j_begin, j_end) in memory order (one sequential stream, which the hardware
+// prefetcher follows), each against all n <= 8 input rows while it sits in L1.
+template <class W>
+void DecodeRange(const float* x, int64_t n, int64_t k, const typename W::T* w, int64_t out_features,
+                 int64_t j_begin, int64_t j_end, float* out) {
+  float res[kDecodeMaxRows];
+  for (int64_t j = j_begin; j < j_end; ++j) {
+    DotRowN<W>(int(n), x, k, w + j * k, k, res);
+    for (int64_t r = 0; r < n; ++r) out[r * out_features + j] = res[r];
+  }
+}
+
+// ---- prefill: packed GEMM -------------------------------------------------------------------
+
+constexpr int64_t kKBlock = 128;  // k-slice: one packed panel (kKBlock x 2 vectors) fits L1
+constexpr int kMR = 6;            // input rows per micro-tile: 12 accumulators + 3 temps
+
+// Widens w[j_begin + c, k0 + kk] (c < cols, kk < len) into panels of 2 * lanes columns laid
+// out k-major: panel p holds, for each kk, the 2 * lanes values of its columns (zero past
+// the last column). The micro-kernel then reads each panel sequentially.
+template <class W>
+void PackPanels(const typename W::T* w, int64_t k, int64_t j_begin, int64_t cols, int64_t k0,
+                int64_t len, int64_t panel_width, float* packed) {
+  const int64_t panels = (cols + panel_width - 1) / panel_width;
+  for (int64_t p = 0; p < panels; ++p) {
+    float* dst = packed + p * len * panel_width;
+    for (int64_t c = 0; c < panel_width; ++c) {
+      const int64_t col = p * panel_width + c;
+      if (col >= cols) {
+        for (int64_t kk = 0; kk < len; ++kk) dst[kk * panel_width + c] = 0.0f;
+        continue;
+      }
+      const typename W::T* src = w + (j_begin + col) * k + k0;
+      for (int64_t kk = 0; kk < len; ++kk) dst[kk * panel_width + c] = LoadScalar<W>(src + kk);
+    }
+  }
+}
+
+// out[r, 0 .. 2*lanes) (+)= sum_kk x[r, kk] * panel[kk, :] for MR rows; `cols` < 2 * lanes
+// only for the last panel, which then goes through a small buffer.
+template <int MR>
+HWY_INLINE void MicroKernel(const float* HWY_RESTRICT x, int64_t ldx,
+                            const float* HWY_RESTRICT panel, int64_t len, float* out, int64_t ldo,
+                            int64_t cols, bool accumulate) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  const int64_t lanes = int64_t(hn::Lanes(df));
+  V c0[MR], c1[MR];
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = hn::Zero(df);
+  for (int64_t kk = 0; kk < len; ++kk) {
+    const V b0 = hn::LoadU(df, panel + kk * 2 * lanes);
+    const V b1 = hn::LoadU(df, panel + kk * 2 * lanes + lanes);
+    for (int r = 0; r < MR; ++r) {
+      const V a = hn::Set(df, x[r * ldx + kk]);
+      c0[r] = hn::MulAdd(a, b0, c0[r]);
+      c1[r] = hn::MulAdd(a, b1, c1[r]);
+    }
+  }
+  if (cols == 2 * lanes) {
+    for (int r = 0; r < MR; ++r) {
+      float* o = out + r * ldo;
+      if (accumulate) {
+        c0[r] = hn::Add(c0[r], hn::LoadU(df, o));
+        c1[r] = hn::Add(c1[r], hn::LoadU(df, o + lanes));
+      }
+      hn::StoreU(c0[r], df, o);
+      hn::StoreU(c1[r], df, o + lanes);
+    }
+    return;
+  }
+  HWY_ALIGN float tmp[2 * HWY_MAX_BYTES / sizeof(float)];
+  for (int r = 0; r < MR; ++r) {
+    hn::StoreU(c0[r], df, tmp);
+    hn::StoreU(c1[r], df, tmp + lanes);
+    float* o = out + r * ldo;
+    for (int64_t c = 0; c < cols; ++c) o[c] = accumulate ? o[c] + tmp[c] : tmp[c];
+  }
+}
+
+HWY_INLINE void MicroKernelN(int mr, const float* x, int64_t ldx, const float* panel, int64_t len,
+                             float* out, int64_t ldo, int64_t cols, bool accumulate) {
+  switch (mr) {
+    case 1:
+      return MicroKernel<1>(x, ldx, panel, len, out, ldo, cols, accumulate);
+    case 2:
+      return MicroKernel<2>(x, ldx, panel, len, out, ldo, cols, accumulate);
+    case 3:
+      return MicroKernel<3>(x, ldx, panel, len, out, ldo, cols, accumulate);
+    case 4:
+      return MicroKernel<4>(x, ldx, panel, len, out, ldo, cols, accumulate);
+    case 5:
+      return MicroKernel<5>(x, ldx, panel, len, out, ldo, cols, accumulate);
+    default:
+      return MicroKernel<6>(x, ldx, panel, len, out, ldo, cols, accumulate);
+  }
+}
+
+// Columns [j_begin, j_end) of out for all n rows: per k-slice, widen and pack the task's
+// weights once (the only pass over them), then sweep every input row over each panel.
+template <class W>
+void GemmRange(const float* x, int64_t n, int64_t k, const typename W::T* w, int64_t out_features,
+               int64_t j_begin, int64_t j_end, float* out) {
+  const hn::ScalableTag<float> df;
+  const int64_t panel_width = 2 * int64_t(hn::Lanes(df));
+  const int64_t cols = j_end - j_begin;
+  const int64_t panels = (cols + panel_width - 1) / panel_width;
+  thread_local std::vector<float> packed;
+  packed.resize(size_t(panels * panel_width * kKBlock));
+  for (int64_t k0 = 0; k0 < k; k0 += kKBlock) {
+    const int64_t len = std::min(kKBlock, k - k0);
+    PackPanels<W>(w, k, j_begin, cols, k0, len, panel_width, packed.data());
+    for (int64_t p = 0; p < panels; ++p) {
+      const float* panel = packed.data() + p * len * panel_width;
+      const int64_t j = j_begin + p * panel_width;
+      const int64_t pc = std::min(panel_width, j_end - j);
+      for (int64_t r0 = 0; r0 < n; r0 += kMR) {
+        MicroKernelN(int(std::min<int64_t>(kMR, n - r0)), x + r0 * k + k0, k, panel, len,
+                     out + r0 * out_features + j, out_features, pc, k0 > 0);
+      }
+    }
+  }
+}
 
 template <class W>
 void LinearRangeT(const float* x, int64_t n, int64_t k, const typename W::T* w,
                   int64_t out_features, int64_t j_begin, int64_t j_end, float* out) {
   if (n <= kDecodeMaxRows) {
-    for (int64_t j0 = j_begin; j0 < j_end; j0 += kDecodeStrip) {
-      const int64_t j1 = std::min(j0 + kDecodeStrip, j_end);
-      for (int64_t r0 = 0; r0 < n; r0 += kRowGroup) {
-        RowGroupN<W>(int(std::min(kRowGroup, n - r0)), x + r0 * k, k, w, k, k, j0, j1,
-                     out + r0 * out_features, out_features, false);
-      }
-    }
-    return;
-  }
-  for (int64_t k0 = 0; k0 < k; k0 += kPrefillKBlock) {
-    const int64_t len = std::min(kPrefillKBlock, k - k0);
-    for (int64_t r0 = 0; r0 < n; r0 += kRowGroup) {
-      RowGroupN<W>(int(std::min(kRowGroup, n - r0)), x + r0 * k + k0, k, w + k0, k, len, j_begin,
-                   j_end, out + r0 * out_features, out_features, k0 > 0);
-    }
+    DecodeRange<W>(x, n, k, w, out_features, j_begin, j_end, out);
+  } else {
+    GemmRange<W>(x, n, k, w, out_features, j_begin, j_end, out);
   }
 }
 
@@ -148,11 +246,15 @@ HWY_EXPORT(LinearRange);
 
 void linear(ThreadPool& pool, const float* x, int64_t n, int64_t in_features, const void* w,
             DType w_dtype, int64_t out_features, float* out) {
-  // Output rows per task: small enough that every thread gets several tasks (the dynamic
-  // hand-out then evens out), large enough to amortize the hand-out; multiples of 4.
+  // Output rows per task. Decode: small enough that every thread gets several tasks (the
+  // dynamic hand-out evens them out), large enough to amortize the hand-out. Prefill: 64
+  // columns (a whole number of panels for every vector width up to 512 bits).
   const int64_t threads = pool.size();
-  int64_t block = (out_features + threads * 8 - 1) / (threads * 8);
-  block = std::clamp<int64_t>((block + 3) / 4 * 4, 4, 64);
+  int64_t block = 64;
+  if (n <= 8) {
+    block = (out_features + threads * 8 - 1) / (threads * 8);
+    block = std::clamp<int64_t>((block + 3) / 4 * 4, 4, 256);
+  }
   const int64_t tasks = (out_features + block - 1) / block;
   auto* range = HWY_DYNAMIC_DISPATCH(LinearRange);
   pool.parallel_for(tasks, [&](int64_t task, int) {
