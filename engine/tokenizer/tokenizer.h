@@ -50,6 +50,11 @@ class IncrementalDetokenizer {
   bool skip_special_;
   std::vector<int32_t> ids_;
   size_t emitted_bytes_ = 0;  // bytes of decode(ids_) already returned
+  // The first kept token is decoded alone (decode-time cleanup such as the sentencepiece
+  // leading-space strip applies there); later ones add their token_bytes. pending_ holds the
+  // bytes not yet returned: only a trailing incomplete UTF-8 sequence (at most 3 bytes).
+  bool started_ = false;
+  std::string pending_;
 };
 
 }  // namespace herd
