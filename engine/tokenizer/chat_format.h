@@ -4,24 +4,25 @@
 // allow_special = true; parses the model's tool calls back.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace herd {
 
 struct ChatToolCall {
-  std::string id;  // "call_..." as OpenAI sends them (assigned when parsed)
+  std::string id;             // "call_..." as OpenAI sends them (assigned when parsed)
   std::string name;
-  std::string arguments;  // JSON text of the arguments object
+  std::string arguments;      // JSON text of the arguments object
 };
 
 struct ChatMessage {
-  std::string role;  // system | user | assistant | tool | ipython
+  std::string role;           // system | user | assistant | tool | ipython
   std::string content;
   std::vector<ChatToolCall> tool_calls;  // assistant turns that called tools
-  std::string tool_call_id;              // tool turns: which call this answers
+  std::string tool_call_id;   // tool turns: which call this answers
 };
 
 struct ChatFormatOptions {
@@ -29,7 +30,7 @@ struct ChatFormatOptions {
   bool add_generation_prompt = true;               // end with the assistant header
   std::string cutting_knowledge_date = "December 2023";
   std::string today_date = "26 Jul 2024";
-  bool builtin_ipython = false;  // adds "Environment: ipython"
+  bool builtin_ipython = false;                    // adds "Environment: ipython"
 };
 
 // The full prompt text, starting with <|begin_of_text|>.
