@@ -1,0 +1,189 @@
+// Scheduler: building a StepPlan (running sequences, preemption, admission). Request
+// lifecycle (add, step results, finish, abort) and invariants are in scheduler_lifecycle.cc.
+#include "engine/sched/scheduler.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <tuple>
+
+namespace herd {
+
+bool Scheduler::Order::operator()(const Sequence* a, const Sequence* b) const {
+  return std::make_tuple(a->group().priority(), a->group().arrival(), a->index()) <
+         std::make_tuple(b->group().priority(), b->group().arrival(), b->index());
+}
+
+int Scheduler::max_len_tokens(const SequenceGroup& g) const {
+  return int(g.prompt().size()) + g.max_tokens();
+}
+
+void Scheduler::insert_running(Sequence* s) {
+  running_.insert(std::upper_bound(running_.begin(), running_.end(), s, Order{}), s);
+}
+
+void Scheduler::erase_running(Sequence* s) {
+  const auto it = std::find(running_.begin(), running_.end(), s);
+  if (it == running_.end()) throw std::logic_error("Scheduler: sequence not running");
+  running_.erase(it);
+}
+
+void Scheduler::charge(Sequence* s, int taken) {
+  if (!reserve()) return;
+  if (taken > s->reserve_left_)
+    throw std::logic_error("Scheduler: sequence " + s->request_id() + " exceeded its reservation");
+  s->reserve_left_ -= taken;
+  reserved_total_ -= taken;
+}
+
+void Scheduler::add_entry(StepPlan& plan, Sequence* s, int n) {
+  ScheduledSeq e;
+  e.seq = s;
+  e.start = s->num_computed_;
+  e.num_tokens = n;
+  e.token_ids.reserve(n);
+  for (int i = 0; i < n; ++i) e.token_ids.push_back(s->token(e.start + i));
+  e.block_table = s->table_.blocks;
+  e.sample = e.start + n == s->num_tokens();
+  plan.num_batched_tokens += n;
+  plan.entries.push_back(std::move(e));
+}
+
+void Scheduler::preempt(Sequence* s, StepPlan& plan) {
+  kv_.free(s->table_);
+  s->num_computed_ = 0;
+  s->status_ = SeqStatus::kPreempted;
+  ++s->num_preemptions_;
+  ++preemptions_;
+  erase_running(s);
+  waiting_.insert(s);
+  plan.preempted.push_back(s);
+}
+
+bool Scheduler::release_idle_shared(const SequenceGroup* except) {
+  bool released = false;
+  for (auto& [id, g] : groups_) {
+    if (g.get() == except || g->shared_.empty()) continue;
+    bool any_running = false;
+    for (const auto& s : g->seqs_) any_running |= s->status_ == SeqStatus::kRunning;
+    if (any_running) continue;
+    kv_.free(g->shared_);
+    released = true;
+  }
+  return released;
+}
+
+// Admits the waiting sequence `s` if it can run now. Sets `stop` when no later sequence should
+// be tried this step (strict FCFS on resources).
+bool Scheduler::try_admit(Sequence* s, int& budget, StepPlan& plan, bool& stop) {
+  SequenceGroup& g = s->group();
+  const int bs = kv_.block_size();
+  const int shared = g.num_shared_blocks_;
+  if (shared > 0 && s->index_ != 0 && !g.shared_made_) return false;  // sample 0 goes first
+
+  std::vector<int32_t> hits;
+  int computed;
+  if (!g.shared_.empty()) {
+    kv_.fork(s->table_, g.shared_, shared);
+    computed = shared * bs;
+  } else {
+    hits = kv_.find_cached_prefix(s->table_, s->key_inputs());
+    computed = int(hits.size()) * bs;
+  }
+  int n = s->num_tokens() - computed;
+  if (!config_.enable_chunked_prefill && n > budget) {
+    kv_.free(s->table_);
+    stop = true;
+    return false;
+  }
+  n = std::min(n, budget);
+
+  if (reserve() && !g.reserved_) {
+    // Set aside everything the group may take from the pool: this sample's whole length
+    // (minus hits already owned by someone) and each other sample's private part.
+    const int full = kv_.blocks_for(max_len_tokens(g));
+    int own = kv_.blocks_taken_by(s->table_, max_len_tokens(g), hits);
+    int need = own;
+    for (const auto& t : g.seqs_)
+      if (t.get() != s && !t->finished()) need += full - shared;
+    if (kv_.pool().num_free_blocks() - reserved_total_ < need) {
+      kv_.free(s->table_);
+      stop = true;
+      return false;
+    }
+    for (const auto& t : g.seqs_) {
+      if (t->finished()) continue;
+      t->reserve_left_ = t.get() == s ? own : full - shared;
+      reserved_total_ += t->reserve_left_;
+    }
+    g.reserved_ = true;
+  }
+
+  int taken = kv_.allocate_slots(s->table_, computed + n, hits);
+  while (taken < 0 && !reserve() && release_idle_shared(&g))
+    taken = kv_.allocate_slots(s->table_, computed + n, hits);
+  if (taken < 0) {
+    if (reserve()) throw std::logic_error("Scheduler: reserved admission failed to allocate");
+    kv_.free(s->table_);
+    stop = true;
+    return false;
+  }
+  charge(s, taken);
+  s->num_computed_ = computed;
+  if (s->num_cached_prompt_tokens_ < 0)
+    s->num_cached_prompt_tokens_ = std::min(computed, s->num_prompt_tokens());
+  if (config_.enable_prefix_caching) kv_.record_prefix_query(s->num_tokens(), computed);
+  s->status_ = SeqStatus::kRunning;
+  waiting_.erase(s);
+  insert_running(s);
+  add_entry(plan, s, n);
+  budget -= n;
+  maybe_release_shared(g);
+  return true;
+}
+
+StepPlan Scheduler::schedule() {
+  retired_.clear();
+  StepPlan plan;
+  int budget = config_.max_num_batched_tokens;
+
+  // 1. Running sequences, most important first. Victims come from the back of the snapshot,
+  // so a sequence already given tokens this step is never preempted.
+  std::vector<Sequence*> order = running_;
+  size_t end = order.size();
+  for (size_t i = 0; i < end && budget > 0; ++i) {
+    Sequence* s = order[i];
+    int n = s->num_tokens() - s->num_computed_;
+    if (n <= 0 || (!config_.enable_chunked_prefill && n > budget)) continue;
+    n = std::min(n, budget);
+    bool self_preempted = false;
+    int taken;
+    while ((taken = kv_.allocate_slots(s->table_, s->num_computed_ + n)) < 0) {
+      if (reserve()) throw std::logic_error("Scheduler: reserve policy ran out of blocks");
+      if (release_idle_shared(nullptr)) continue;
+      Sequence* victim = order[--end];
+      preempt(victim, plan);
+      if (victim == s) {
+        self_preempted = true;
+        break;
+      }
+    }
+    if (self_preempted) break;
+    charge(s, taken);
+    add_entry(plan, s, n);
+    budget -= n;
+  }
+
+  // 2. Waiting sequences, unless the pool just ran dry (admitting now would only thrash).
+  if (plan.preempted.empty()) {
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (budget <= 0 || int(running_.size()) >= config_.max_num_seqs) break;
+      Sequence* s = *it++;  // advance first: admission erases s
+      bool stop = false;
+      try_admit(s, budget, plan, stop);
+      if (stop) break;
+    }
+  }
+  return plan;
+}
+
+}  // namespace herd

@@ -1,0 +1,143 @@
+// Scheduler: continuous batching over a KvCacheManager. Pure logic — no model, no device.
+//
+// One engine step:
+//   StepPlan plan = sched.schedule();            // what to run (and who was preempted)
+//   ... run the model on plan.entries, sample one token for each entry with `sample` ...
+//   auto done = sched.on_step_done(plan, sampled);  // append tokens, advance, length limits
+//   for each sampled sequence not in `done`: if the engine's stop checker says so,
+//       sched.finish(seq, FinishReason::kStop);
+// abort(request_id) may be called between any two calls (from the engine thread: the class is
+// not thread-safe). A sequence finished or aborted between schedule() and on_step_done() is
+// skipped there.
+//
+// schedule() gives the token budget (max_num_batched_tokens) to running sequences first, most
+// important first ((priority, arrival, sample index) ascending), then admits waiting ones in
+// the same order, up to max_num_seqs running. Each takes min(remaining tokens, budget) — so a
+// long prompt is prefilled in chunks when enable_chunked_prefill is on; when it is off a
+// sequence runs all its remaining tokens at once or waits (max_num_batched_tokens must then be
+// >= max_model_len).
+//
+// Admission policies:
+//   reserve     admits a request only when the pool can set aside every block it may ever
+//               need: prompt + max_tokens for all n samples, shared prompt blocks counted once.
+//               Nothing is ever preempted (the Llama 3 paper's choice for rejection sampling).
+//   optimistic  admits as soon as the blocks for the tokens it runs now are free. When a
+//               running sequence cannot get a block, first idle shared-prompt blocks are let
+//               go, then the least important (newest) running sequence is preempted: its
+//               blocks are freed and it goes back to the waiting queue, where its arrival
+//               order puts it ahead of later requests; its outputs are kept and recomputed.
+//
+// n > 1 samples of one prompt: S = (prompt length - 1) / block_size full prompt blocks are
+// shared. Sample 0 is admitted first and prefills the prompt; once it has computed the first S
+// blocks, the group takes a reference on them (SequenceGroup's shared table) and every other
+// sample, when admitted, forks them (refcount, no copy) and computes only the tail — the last
+// partial block, at most block_size tokens, whose last token's logits it samples from. Until
+// then the other samples wait (skipped, not blocking the queue). The shared table is dropped
+// when no sample waits any more (or, under optimistic, when the pool runs dry and none of the
+// group runs). This needs no prefix cache and no device-side block copy.
+//
+// Prefix caching: a newly admitted sequence takes the longest cached run of full blocks of its
+// tokens (never all of them) and starts with num_computed past it.
+//
+// Lifetimes: the scheduler owns every SequenceGroup (shared_ptr; add_request hands the caller
+// one too). Sequence pointers in a StepPlan stay valid at least until the next schedule().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/api/engine.h"
+#include "engine/kv/kv_cache_manager.h"
+#include "engine/sched/sequence.h"
+#include "engine/sched/step_plan.h"
+
+namespace herd {
+
+struct SchedulerConfig {
+  int num_blocks = 1024;
+  int block_size = 16;
+  int max_num_seqs = 256;
+  int max_num_batched_tokens = 2048;
+  int max_model_len = 8192;  // must fit the pool: <= num_blocks * block_size
+  bool enable_chunked_prefill = true;
+  bool enable_prefix_caching = true;
+  AdmissionPolicy policy = AdmissionPolicy::kOptimistic;
+  std::string cache_salt;  // per-server salt of prefix-cache keys
+};
+
+struct SchedulerStats {
+  int running = 0;  // sequences
+  int waiting = 0;  // sequences (incl. preempted)
+  int64_t preemptions = 0;
+  KvStats kv;
+};
+
+class Scheduler {
+ public:
+  // Throws herd::InvalidArgument naming the config field at fault.
+  explicit Scheduler(const SchedulerConfig& config);
+
+  // Queues a request. Throws herd::InvalidArgument (param: request_id, prompt, n, max_tokens)
+  // for a duplicate live id, an empty prompt or one with no room to generate, n outside
+  // [1, max_num_seqs], max_tokens < 1, or a request that could never fit the pool.
+  std::shared_ptr<SequenceGroup> add_request(NewRequest req);
+
+  StepPlan schedule();
+
+  // `sampled` holds one token per entry with `sample` set, in entry order. Returns the
+  // sequences it finished with kLength (max_tokens reached or max_model_len reached).
+  std::vector<Sequence*> on_step_done(const StepPlan& plan, std::span<const int32_t> sampled);
+
+  // Finishes one sample (the engine's stop checker decided), freeing its blocks. No-op if it
+  // already finished.
+  void finish(Sequence* seq, FinishReason reason);
+
+  // Finishes every unfinished sample of the request with kAbort, whatever its state. False for
+  // an unknown (or already finished) id.
+  bool abort(const std::string& request_id);
+
+  std::shared_ptr<SequenceGroup> find(const std::string& request_id) const;
+  bool has_unfinished() const { return !groups_.empty(); }
+  int num_running() const { return int(running_.size()); }
+  int num_waiting() const { return int(waiting_.size()); }
+  SchedulerStats stats() const;
+  const SchedulerConfig& config() const { return config_; }
+  const KvCacheManager& kv() const { return kv_; }
+
+  // Throws std::logic_error naming the first broken invariant (block states and ref counts,
+  // queue membership vs status, budgets, reservations).
+  void check_invariants() const;
+
+ private:
+  struct Order {
+    bool operator()(const Sequence* a, const Sequence* b) const;
+  };
+  bool reserve() const { return config_.policy == AdmissionPolicy::kReserve; }
+  int max_len_tokens(const SequenceGroup& g) const;
+  void add_entry(StepPlan& plan, Sequence* s, int n);
+  bool try_admit(Sequence* s, int& budget, StepPlan& plan, bool& stop);
+  void preempt(Sequence* s, StepPlan& plan);
+  void charge(Sequence* s, int taken);
+  void insert_running(Sequence* s);
+  void erase_running(Sequence* s);
+  void maybe_share_prompt(SequenceGroup& g);
+  void maybe_release_shared(SequenceGroup& g);
+  bool release_idle_shared(const SequenceGroup* except);
+
+  SchedulerConfig config_;
+  KvCacheManager kv_;
+  std::unordered_map<std::string, std::shared_ptr<SequenceGroup>> groups_;
+  std::vector<std::shared_ptr<SequenceGroup>> retired_;  // finished; dropped at next schedule()
+  std::set<Sequence*, Order> waiting_;
+  std::vector<Sequence*> running_;  // sorted by Order
+  int64_t next_arrival_ = 0;
+  int64_t preemptions_ = 0;
+  int64_t reserved_total_ = 0;  // sum of reserve_left_ (reserve policy)
+};
+
+}  // namespace herd
