@@ -10,11 +10,7 @@
 #include "engine/common/error.h"
 #include "engine/model/safetensors_writer.h"
 #include "engine/model/weights.h"
-// TODO(ckpt): drop the guard once engine/tokenizer/builtin_tokenizer.h has landed.
-#if __has_include("engine/tokenizer/builtin_tokenizer.h")
 #include "engine/tokenizer/builtin_tokenizer.h"
-#define HERD_HAVE_BUILTIN_TOKENIZER 1
-#endif
 
 namespace herd {
 namespace {
@@ -163,17 +159,9 @@ void write_tokenizer(const Shape& s, const MakeModelOptions& o, const fs::path& 
         fs::copy_file(src / f, out / f, fs::copy_options::overwrite_existing);
     return;
   }
-#ifdef HERD_HAVE_BUILTIN_TOKENIZER
   write_json(out / "tokenizer.json", ojson(make_byte_level_tokenizer_json(int(s.vocab))));
-#else
-  throw Error("make-model: no built-in tokenizer in this build; pass --tokenizer DIR");
-#endif
-  ojson cfg;
-  cfg["bos_token"] = "<|begin_of_text|>";
-  cfg["eos_token"] = "<|eot_id|>";
-  cfg["clean_up_tokenization_spaces"] = true;
+  ojson cfg = ojson(make_byte_level_tokenizer_config_json(int(s.vocab), /*instruct=*/true));
   cfg["model_max_length"] = s.max_pos;
-  cfg["tokenizer_class"] = "PreTrainedTokenizerFast";
   write_json(out / "tokenizer_config.json", cfg);
 }
 
