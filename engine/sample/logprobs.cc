@@ -2,15 +2,21 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
+
+#include "engine/sample/row_math.h"
 
 namespace herd {
 
 TokenLogprob compute_logprobs(std::span<const float> raw_logits, int32_t chosen, int top_n) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (float l : raw_logits) m = std::max(m, l);
+  const float m = row_max(raw_logits);
+  // Z as exp_weights() sums it, a block at a time without a vocab-sized buffer.
   double sum = 0.0;
-  for (float l : raw_logits) sum += double(std::exp(l - m));  // fp32 exp, fp64 sum
+  float w[kSumBlock];
+  for (size_t start = 0; start < raw_logits.size(); start += kSumBlock) {
+    const size_t n = std::min(kSumBlock, raw_logits.size() - start);
+    exp_row(raw_logits.subspan(start, n), m, w);
+    sum += lane_sum(w, n);
+  }
   const double log_z = double(m) + std::log(sum);
 
   TokenLogprob out;

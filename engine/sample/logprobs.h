@@ -10,7 +10,8 @@
 
 namespace herd {
 
-// logprob(id) = l[id] - (m + log(sum_j expf(l[j] - m))), m = max l, the sum in fp64.
+// logprob(id) = float(l[id] - (m + log(Z))) in fp64, m = max l, Z = sum_j sampler_exp(l[j] - m)
+// summed as row_math.h exp_weights() does.
 // Returns the chosen token's logprob and the top_n best tokens (logprob descending, ties to
 // the lower id); top_n = 0 gives an empty `top`. O(vocab * log(top_n)) without allocation
 // beyond the result.

@@ -19,10 +19,12 @@ bool ranks_before(const std::pair<float, int32_t>& a, const std::pair<float, int
 }  // namespace
 
 SamplerWorkspace::SamplerWorkspace(int vocab_size)
-    : output_count(size_t(vocab_size), 0), seen(size_t(vocab_size), 0) {
+    : output_count(size_t(vocab_size), 0),
+      seen(size_t(vocab_size), 0),
+      weights(size_t(vocab_size)),
+      block_sums((size_t(vocab_size) + kSumBlock - 1) / kSumBlock) {
   touched.reserve(1024);
   candidates.reserve(size_t(vocab_size));
-  kept.reserve(1024);
 }
 
 void mask_tokens(std::span<float> logits, std::span<const int32_t> ids) {
@@ -76,63 +78,99 @@ void apply_temperature(std::span<float> logits, float temperature) {
 
 void apply_min_p(std::span<float> logits, float min_p) {
   if (!(min_p > 0.0f)) return;
-  float m = kNegInf;
-  for (float l : logits) m = std::max(m, l);
+  const float m = row_max(logits);
   if (m == kNegInf) return;
-  for (float& l : logits) {
-    if (l != kNegInf && !(std::exp(l - m) >= min_p)) l = kNegInf;
-  }
+  mask_below(logits, m, min_p);
 }
 
-void apply_top_k_top_p(std::span<float> logits, int top_k, float top_p, SamplerWorkspace& ws) {
-  ws.restricted = false;
-  ws.kept.clear();
-  const bool use_p = top_p < 1.0f;
-  if (top_k <= 0 && !use_p) return;
+namespace {
 
-  auto& cands = ws.candidates;
+// Leaves in cands the top_k candidates of the row (unordered) via a heap whose front is the
+// worst kept one; returns false when the row has no more than top_k finite logits.
+bool select_top_k(std::span<const float> logits, size_t top_k,
+                  std::vector<std::pair<float, int32_t>>& cands) {
   cands.clear();
-  for (size_t i = 0; i < logits.size(); ++i) {
+  size_t i = 0;
+  for (; i < logits.size() && cands.size() < top_k; ++i) {
     if (logits[i] != kNegInf) cands.emplace_back(logits[i], int32_t(i));
   }
-  size_t keep = cands.size();
-  if (top_k > 0 && size_t(top_k) < keep) {
-    std::nth_element(cands.begin(), cands.begin() + top_k, cands.end(), ranks_before);
-    keep = size_t(top_k);
-  }
-  if (use_p && keep > 1) {
-    float m = kNegInf;
-    for (size_t i = 0; i < keep; ++i) m = std::max(m, cands[i].first);
-    double total = 0.0;
-    for (size_t i = 0; i < keep; ++i) total += double(std::exp(cands[i].first - m));
-    const double target = double(top_p) * total;
-    // Rank a growing prefix: [0, sorted) is in final order and ranks before everything after.
-    double running = 0.0;
-    size_t sorted = 0, cut = keep;
-    for (size_t chunk = 64; sorted < keep && cut == keep; chunk *= 4) {
-      const size_t upto = std::min(keep, sorted + chunk);
-      if (upto < keep) {
-        std::nth_element(cands.begin() + sorted, cands.begin() + upto, cands.begin() + keep,
-                         ranks_before);
-      }
-      std::sort(cands.begin() + sorted, cands.begin() + upto, ranks_before);
-      for (size_t i = sorted; i < upto; ++i) {
-        running += double(std::exp(cands[i].first - m));
-        if (running >= target) {
-          cut = i + 1;
-          break;
-        }
-      }
-      sorted = upto;
+  if (cands.size() < top_k) return false;
+  std::make_heap(cands.begin(), cands.end(), ranks_before);
+  bool dropped = false;
+  for (; i < logits.size(); ++i) {
+    // Ids only grow, so an equal logit never ranks before the worst kept one.
+    if (logits[i] > cands.front().first) {
+      std::pop_heap(cands.begin(), cands.end(), ranks_before);
+      cands.back() = {logits[i], int32_t(i)};
+      std::push_heap(cands.begin(), cands.end(), ranks_before);
+      dropped = true;
+    } else if (logits[i] != kNegInf) {
+      dropped = true;
     }
-    keep = cut;
   }
-  if (keep == cands.size()) return;  // nothing was dropped
+  return dropped;
+}
 
-  ws.restricted = true;
-  for (size_t i = 0; i < keep; ++i) ws.kept.push_back(cands[i].second);
-  std::sort(ws.kept.begin(), ws.kept.end());
-  // Blank the row, then put the survivors back (their values are still in `cands`).
+constexpr size_t kNotReached = ~size_t{0};
+
+// Ranks cands[sorted, end) a growing chunk at a time until the running sum of weights reaches
+// target; returns the prefix length that does, or kNotReached. [0, sorted) must
+// already be ranked and rank before the rest.
+size_t ranked_prefix_reaching(std::vector<std::pair<float, int32_t>>& cands, size_t sorted,
+                              double& running, double target, const float* w) {
+  for (size_t chunk = 64; sorted < cands.size(); chunk *= 4) {
+    const size_t upto = std::min(cands.size(), sorted + chunk);
+    if (upto < cands.size()) {
+      std::nth_element(cands.begin() + sorted, cands.begin() + upto, cands.end(), ranks_before);
+    }
+    std::sort(cands.begin() + sorted, cands.begin() + upto, ranks_before);
+    for (size_t i = sorted; i < upto; ++i) {
+      running += double(w[cands[i].second]);
+      if (running >= target) return i + 1;
+    }
+    sorted = upto;
+  }
+  return kNotReached;
+}
+
+}  // namespace
+
+void apply_top_k_top_p(std::span<float> logits, int top_k, float top_p, SamplerWorkspace& ws) {
+  auto& cands = ws.candidates;
+  bool restricted = false;  // cands holds exactly the survivors so far
+  if (top_k > 0 && select_top_k(logits, size_t(top_k), cands)) {
+    restricted = true;
+    std::fill(logits.begin(), logits.end(), kNegInf);
+    for (const auto& [l, id] : cands) logits[size_t(id)] = l;
+  }
+  if (top_p >= 1.0f) return;
+
+  const float m = row_max(logits);
+  if (m == kNegInf) return;
+  const float* w = ws.weights.data();
+  const double target =
+      double(top_p) * exp_weights(logits, m, ws.weights.data(), ws.block_sums.data());
+  double running = 0.0;
+  size_t keep;
+  if (restricted) {
+    keep = ranked_prefix_reaching(cands, 0, running, target, w);
+  } else {
+    // First only the heavy tokens: they are a ranked prefix of all candidates.
+    constexpr float kHeavy = 0x1.0p-20f;
+    cands.clear();
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (w[i] >= kHeavy) cands.emplace_back(logits[i], int32_t(i));
+    }
+    keep = ranked_prefix_reaching(cands, 0, running, target, w);
+    if (keep == kNotReached) {  // not enough mass: rank the light ones after them
+      const size_t heavy = cands.size();
+      for (size_t i = 0; i < logits.size(); ++i) {
+        if (w[i] < kHeavy && logits[i] != kNegInf) cands.emplace_back(logits[i], int32_t(i));
+      }
+      keep = ranked_prefix_reaching(cands, heavy, running, target, w);
+    }
+  }
+  if (keep == kNotReached) return;  // every candidate is needed: nothing dropped
   std::fill(logits.begin(), logits.end(), kNegInf);
   for (size_t i = 0; i < keep; ++i) logits[size_t(cands[i].second)] = cands[i].first;
 }

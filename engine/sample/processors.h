@@ -9,14 +9,17 @@
 //   6. temperature                l /= temperature
 //   7. min_p                      drop tokens with p < min_p * p_max
 //   8. top_k, then top_p          (one partial selection serves both)
-// Arithmetic is fp32 per element exactly as written in each function's comment, so a device
-// implementation can match it bit for bit; sums that decide a cut-off are fp64.
+// Arithmetic is fp32 per element exactly as written in each function's comment (exp is
+// row_math.h's sampler_exp), so a device implementation can match it bit for bit; sums that
+// decide a cut-off are fp64 in a documented order.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <utility>
 #include <vector>
+
+#include "engine/sample/row_math.h"
 
 namespace herd {
 
@@ -31,10 +34,8 @@ struct SamplerWorkspace {
   std::vector<uint8_t> seen;          // all zero between calls
   std::vector<int32_t> touched;       // ids whose output_count / seen were set by this call
   std::vector<std::pair<float, int32_t>> candidates;  // (logit, id) for top-k / top-p
-  // Set by apply_top_k_top_p: when `restricted`, `kept` lists the surviving ids in ascending
-  // order (every other id is -inf), letting the sampler skip the masked rest of the row.
-  bool restricted = false;
-  std::vector<int32_t> kept;
+  std::vector<float> weights;      // [vocab] exp weights (row_math.h exp_weights)
+  std::vector<double> block_sums;  // [ceil(vocab / kSumBlock)]
 };
 
 // l[id] = -inf for every id listed (ids outside the row are ignored).
@@ -60,19 +61,20 @@ void apply_penalties(std::span<float> logits, std::span<const int32_t> prompt_id
 // l = l / temperature (fp32 division), temperature >= kGreedyTemperature.
 void apply_temperature(std::span<float> logits, float temperature);
 
-// With m = max finite logit: keep id iff expf(l - m) >= min_p, i.e. p >= min_p * p_max.
-// The argmax always survives. min_p <= 0 is a no-op.
+// With m = max finite logit: keep id iff sampler_exp(l - m) >= min_p, i.e. p >= min_p * p_max
+// (row_math.h). The argmax always survives. min_p <= 0 is a no-op.
 void apply_min_p(std::span<float> logits, float min_p);
 
 // Candidates are the finite logits ranked by (logit descending, id ascending): ties break to
 // the lower id, so the kept set is exact and deterministic.
 //  - top_k > 0: keep the first top_k candidates (exactly top_k, even when the k-th ties).
 //  - top_p < 1: over the candidates left by top_k, with m their max logit, weights
-//    w = expf(l - m) (fp32) and W = their fp64 sum, keep the shortest ranked prefix whose fp64
-//    running sum of w reaches top_p * W (at least one token).
-// Everything else becomes -inf, and ws.kept/ws.restricted are set. Cost: O(vocab) plus a
-// partial selection; the ranked prefix for top_p grows geometrically (64, 256, ...), so the
-// full vocab is sorted only when the distribution is that flat.
+//    w = sampler_exp(l - m) and W their total as row_math.h exp_weights() sums it (fp64,
+//    blocked), keep the shortest ranked prefix whose running fp64 sum of w, added one by one
+//    in rank order, reaches top_p * W (at least one token).
+// Everything else becomes -inf. Cost: O(vocab) plus a selection: top_k keeps a k-heap; top_p
+// ranks only tokens with w >= 2^-20 first (a ranked prefix, so exact) and widens to all
+// candidates only when their mass falls short, sorting a geometrically growing prefix.
 void apply_top_k_top_p(std::span<float> logits, int top_k, float top_p, SamplerWorkspace& ws);
 
 }  // namespace herd

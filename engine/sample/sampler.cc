@@ -7,6 +7,7 @@
 
 #include "engine/sample/logprobs.h"
 #include "engine/sample/rng.h"
+#include "engine/sample/row_math.h"
 
 namespace herd {
 namespace {
@@ -14,19 +15,48 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 int32_t argmax_lowest_id(std::span<const float> logits) {
-  size_t best = 0;
-  for (size_t i = 1; i < logits.size(); ++i) {
-    if (logits[i] > logits[best]) best = i;  // strict: ties keep the lower id
+  const float m = row_max(logits);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (logits[i] == m) return int32_t(i);  // the first maximum: ties go to the lowest id
   }
-  return int32_t(best);
+  return 0;  // NaN row
 }
 
 }  // namespace
 
+// Step 5 of the header.
+int32_t Sampler::inverse_cdf(std::span<const float> logits, double u) {
+  const float m = row_max(logits);
+  if (m == kNegInf) return argmax_lowest_id(logits);  // every token masked: stay defined
+  const float* w = ws_.weights.data();
+  const double* block_sums = ws_.block_sums.data();
+  const double target = u * exp_weights(logits, m, ws_.weights.data(), ws_.block_sums.data());
+  double running = 0.0;
+  for (size_t b = 0, start = 0; start < logits.size(); ++b, start += kSumBlock) {
+    const double before = running;
+    running += block_sums[b];
+    if (!(running > target)) continue;
+    // The token is in this block: add its weights one by one on top of the blocks before.
+    const size_t end = std::min(logits.size(), start + kSumBlock);
+    double r = before;
+    int64_t last_positive = -1;
+    for (size_t i = start; i < end; ++i) {
+      if (w[i] > 0.0f) last_positive = int64_t(i);
+      r += double(w[i]);
+      if (r > target) return int32_t(i);
+    }
+    if (last_positive >= 0) return int32_t(last_positive);
+  }
+  // Rounding left u * W at or past the total: the last token with weight.
+  for (size_t i = logits.size(); i-- > 0;) {
+    if (w[i] > 0.0f) return int32_t(i);
+  }
+  return argmax_lowest_id(logits);
+}
+
 uint64_t effective_seed(const SamplingParams& p) { return p.seed ? *p.seed : draw_random_seed(); }
 
-Sampler::Sampler(int vocab_size)
-    : vocab_size_(vocab_size), ws_(vocab_size), weights_(size_t(vocab_size)) {}
+Sampler::Sampler(int vocab_size) : vocab_size_(vocab_size), ws_(vocab_size) {}
 
 SampleResult Sampler::sample(std::span<float> logits, const SampleInput& in) {
   if (logits.size() != size_t(vocab_size_) || in.params == nullptr) {
@@ -54,38 +84,8 @@ SampleResult Sampler::sample(std::span<float> logits, const SampleInput& in) {
     apply_min_p(logits, float(p.min_p));
     apply_top_k_top_p(logits, p.top_k, float(p.top_p), ws_);
 
-    // Step 5 of the header: inverse CDF in ascending id order.
-    float m = kNegInf;
-    const auto for_each_survivor = [&](auto&& f) {
-      if (ws_.restricted) {
-        for (int32_t id : ws_.kept) f(size_t(id));
-      } else {
-        for (size_t i = 0; i < logits.size(); ++i) {
-          if (logits[i] != kNegInf) f(i);
-        }
-      }
-    };
-    for_each_survivor([&](size_t i) { m = std::max(m, logits[i]); });
-    if (m == kNegInf) {
-      result.token = argmax_lowest_id(logits);  // every token masked: degenerate, stay defined
-    } else {
-      double total = 0.0;
-      for_each_survivor([&](size_t i) {
-        weights_[i] = std::exp(logits[i] - m);
-        total += double(weights_[i]);
-      });
-      const double target =
-          sampling_uniform(in.seed, in.sample_index, uint32_t(in.output_ids.size())) * total;
-      double running = 0.0;
-      int64_t chosen = -1, last_positive = -1;
-      for_each_survivor([&](size_t i) {
-        if (chosen >= 0) return;
-        if (weights_[i] > 0.0f) last_positive = int64_t(i);
-        running += double(weights_[i]);
-        if (running > target) chosen = int64_t(i);
-      });
-      result.token = int32_t(chosen >= 0 ? chosen : last_positive);
-    }
+    result.token = inverse_cdf(
+        logits, sampling_uniform(in.seed, in.sample_index, uint32_t(in.output_ids.size())));
   }
   if (want_logprobs) result.logprob = compute_logprobs(raw_, result.token, *p.logprobs);
   return result;

@@ -5,13 +5,17 @@
 //  2. Processors 1-5 of processors.h (min_tokens mask, logit_bias, penalties).
 //  3. temperature < kGreedyTemperature: the token is the argmax, ties to the lowest id. Done.
 //  4. Processors 6-8 (temperature, min_p, top_k + top_p).
-//  5. Inverse CDF over the surviving tokens in ASCENDING TOKEN ID order: with m = the max
-//     surviving logit, w[i] = expf(l[i] - m) (fp32), W = sum of w in id order (fp64),
-//     u = sampling_uniform(seed, sample_index, position) (rng.h), position = number of tokens
-//     the sample has generated so far. The token is the first id whose fp64 running sum of w
-//     is > u * W; should rounding leave none, the last id with w > 0.
-// Id order needs no sort of the full vocab, and a device can compute the same running sums
-// with an fp64 prefix scan.
+//  5. Inverse CDF over the whole row in ASCENDING TOKEN ID order, masked tokens weighing 0:
+//     m = the max logit, w[i] = sampler_exp(l[i] - m) (row_math.h), the ids cut into blocks
+//     of kSumBlock with fp64 block sums S[b] = lane_sum(w of block b) and W = S[0] + S[1] + ...
+//     (in block order, fp64), u = sampling_uniform(seed, sample_index, position) (rng.h) where
+//     position = the number of tokens the sample has generated so far, target = u * W.
+//     The block is the first b with S[0] + ... + S[b] > target (running fp64 sum); inside it,
+//     starting from S[0] + ... + S[b-1], add w[i] (fp64) id by id: the token is the first id
+//     where the sum exceeds target; if rounding leaves none, the block's last id with w > 0
+//     (and if no block qualifies, the row's last id with w > 0).
+// No sort of the vocab is needed, and every sum has a fixed order, so a device sampler
+// (per-block reductions, then a scan over blocks) reproduces the token exactly.
 #pragma once
 
 #include <cstdint>
@@ -47,10 +51,11 @@ class Sampler {
   SampleResult sample(std::span<float> logits, const SampleInput& in);
 
  private:
+  int32_t inverse_cdf(std::span<const float> logits, double u);
+
   int vocab_size_;
   SamplerWorkspace ws_;
-  std::vector<float> raw_;      // copy of the raw row when logprobs are requested
-  std::vector<float> weights_;  // w[i] of step 5
+  std::vector<float> raw_;  // copy of the raw row when logprobs are requested
 };
 
 // The seed a request samples with: its own, or a fresh random one (call once per request).

@@ -92,10 +92,7 @@ TEST(TopK, KeepsExactlyKWithTiesToLowerId) {
   EXPECT_EQ(top_k(1), (std::vector<int32_t>{1}));
   EXPECT_EQ(top_k(2), (std::vector<int32_t>{1, 3}));
   EXPECT_EQ(top_k(3), (std::vector<int32_t>{1, 2, 3}));
-  EXPECT_EQ(ws.kept, (std::vector<int32_t>{1, 2, 3}));
-  EXPECT_TRUE(ws.restricted);
   EXPECT_EQ(top_k(5), (std::vector<int32_t>{0, 1, 2, 3, 4}));
-  EXPECT_FALSE(ws.restricted);
   EXPECT_EQ(top_k(-1).size(), 5u);
   // Survivors keep their values.
   std::vector<float> row = base;
@@ -131,7 +128,6 @@ TEST(TopP, WideFlatDistributionCrossesSelectionChunks) {
   ASSERT_EQ(ids.size(), 5000u);
   EXPECT_EQ(ids.front(), 0);
   EXPECT_EQ(ids.back(), 4999);
-  EXPECT_EQ(ws.kept, ids);
 }
 
 // A plain full-sort reference of the rule documented in processors.h.
@@ -144,13 +140,14 @@ std::vector<int32_t> reference_top_k_top_p(const std::vector<float>& row, int k,
             [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
   if (k > 0 && size_t(k) < order.size()) order.resize(size_t(k));
   if (p < 1.0f) {
-    const float m = row[order[0]];
-    double total = 0.0;
-    for (int32_t id : order) total += double(std::exp(row[id] - m));
+    std::vector<float> masked(row.size(), -kInf), w(row.size());
+    for (int32_t id : order) masked[size_t(id)] = row[size_t(id)];
+    std::vector<double> blocks(row.size() / kSumBlock + 1);
+    const double total = exp_weights(masked, row[size_t(order[0])], w.data(), blocks.data());
     double running = 0.0;
     size_t cut = order.size();
     for (size_t i = 0; i < order.size(); ++i) {
-      running += double(std::exp(row[order[i]] - m));
+      running += double(w[size_t(order[i])]);
       if (running >= double(p) * total) {
         cut = i + 1;
         break;
@@ -165,13 +162,16 @@ std::vector<int32_t> reference_top_k_top_p(const std::vector<float>& row, int k,
 TEST(TopKTopP, MatchesFullSortReferenceOnRandomRows) {
   std::mt19937 gen(1234);
   std::normal_distribution<float> normal(0.0f, 3.0f);
-  SamplerWorkspace ws(3000);
-  for (int trial = 0; trial < 60; ++trial) {
-    std::vector<float> row(3000);
+  SamplerWorkspace ws(5000);
+  for (int trial = 0; trial < 80; ++trial) {
+    std::vector<float> row(5000);
     for (float& l : row) l = std::round(normal(gen) * 4.0f) / 4.0f;         // rounding makes ties
     for (int i = 0; i < 100; ++i) row[size_t(gen() % row.size())] = -kInf;  // some masked
-    const int k = std::array<int, 4>{-1, 1, 50, 2000}[trial % 4];
-    const float p = std::array<float, 5>{1.0f, 0.1f, 0.5f, 0.9f, 0.999f}[trial % 5];
+    // Scales from peaked to flat, so top_p sometimes needs the tokens below the heavy cut.
+    const float scale = std::array<float, 4>{1.0f, 0.05f, 3.0f, 0.01f}[trial % 4];
+    for (float& l : row) l *= scale;
+    const int k = std::array<int, 5>{-1, 1, 50, 2000, 0}[trial % 5];
+    const float p = std::array<float, 6>{1.0f, 0.1f, 0.5f, 0.9f, 0.999f, 0.99999f}[trial % 6];
     const auto want = reference_top_k_top_p(row, k, p);
     std::vector<float> got_row = row;
     apply_top_k_top_p(got_row, k, p, ws);

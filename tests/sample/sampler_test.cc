@@ -11,6 +11,7 @@
 
 #include "engine/sample/logprobs.h"
 #include "engine/sample/rng.h"
+#include "engine/sample/row_math.h"
 
 namespace herd {
 namespace {
@@ -86,24 +87,42 @@ TEST(Sampler, MinTokensMasksEosAndStopTokenIds) {
 int32_t reference_inverse_cdf(const std::vector<float>& processed, double u) {
   float m = -kInf;
   for (float l : processed) m = std::max(m, l);
+  std::vector<float> w(processed.size());
+  for (size_t i = 0; i < w.size(); ++i) w[i] = sampler_exp(processed[i] - m);
+  std::vector<double> block_sums;
   double total = 0.0;
-  for (float l : processed) total += l == -kInf ? 0.0 : double(std::exp(l - m));
-  double running = 0.0;
-  int32_t last = -1;
-  for (size_t i = 0; i < processed.size(); ++i) {
-    if (processed[i] == -kInf) continue;
-    const float w = std::exp(processed[i] - m);
-    if (w > 0.0f) last = int32_t(i);
-    running += double(w);
-    if (running > u * total) return int32_t(i);
+  for (size_t start = 0; start < w.size(); start += kSumBlock) {
+    double lanes[8] = {};
+    for (size_t i = start; i < std::min(w.size(), start + kSumBlock); ++i) {
+      lanes[(i - start) % 8] += double(w[i]);
+    }
+    block_sums.push_back(((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+                         ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])));
+    total += block_sums.back();
   }
-  return last;
+  const double target = u * total;
+  double running = 0.0;
+  for (size_t b = 0; b < block_sums.size(); ++b) {
+    if (running + block_sums[b] > target) {
+      double r = running;
+      int32_t last = -1;
+      for (size_t i = b * kSumBlock; i < std::min(w.size(), (b + 1) * kSumBlock); ++i) {
+        if (w[i] > 0.0f) last = int32_t(i);
+        r += double(w[i]);
+        if (r > target) return int32_t(i);
+      }
+      return last;
+    }
+    running += block_sums[b];
+  }
+  ADD_FAILURE() << "no block reached the target";
+  return -1;
 }
 
 TEST(Sampler, FollowsTheDocumentedInverseCdf) {
   std::mt19937 gen(99);
   std::normal_distribution<float> normal(0.0f, 2.0f);
-  const int vocab = 500;
+  const int vocab = 5000;  // several sum blocks
   Sampler s(vocab);
   SamplerWorkspace ws(vocab);
   for (int trial = 0; trial < 200; ++trial) {
