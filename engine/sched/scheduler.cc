@@ -174,13 +174,19 @@ StepPlan Scheduler::schedule() {
   }
 
   // 2. Waiting sequences, unless the pool just ran dry (admitting now would only thrash).
+  // Strict order: once one cannot be admitted, later ones are not tried — except, under
+  // reserve, samples of already reserved requests, which take nothing from anyone (without
+  // this a request holding shared prompt blocks for its waiting samples could starve).
   if (plan.preempted.empty()) {
+    bool only_reserved = false;
     for (auto it = waiting_.begin(); it != waiting_.end();) {
       if (budget <= 0 || int(running_.size()) >= config_.max_num_seqs) break;
       Sequence* s = *it++;  // advance first: admission erases s
+      if (only_reserved && !s->group().reserved_) continue;
       bool stop = false;
       try_admit(s, budget, plan, stop);
-      if (stop) break;
+      if (stop && !reserve()) break;
+      only_reserved |= stop;
     }
   }
   return plan;
