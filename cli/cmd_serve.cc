@@ -1,0 +1,152 @@
+// `herd serve`: the OpenAI-compatible HTTP server (and gRPC, when built in) over one Engine.
+// SIGINT/SIGTERM drain gracefully: stop accepting, let in-flight requests finish until
+// --shutdown-timeout, abort the rest, exit 0. A second signal cuts the drain short.
+#ifdef HERD_HAVE_SERVER
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "cli/command.h"
+#include "cli/flags.h"
+#include "engine/api/engine.h"
+#include "engine/common/error.h"
+#include "server/engine_client.h"
+#include "server/http_server.h"
+#include "server/metrics.h"
+#include "server/request_log.h"
+#include "server/server_options.h"
+#ifdef HERD_HAVE_GRPC
+#include "server/grpc_server.h"
+#endif
+
+namespace herd::cli {
+namespace {
+
+constexpr const char* kUsage =
+    "--model DIR [--host 127.0.0.1] [--port 8000] [--grpc-port 50051 (-1: off)] "
+    "[--api-key KEY | env HERD_API_KEY] [--served-model-name NAME] [--metrics-public] "
+    "[--max-body-bytes N] [--shutdown-timeout SEC] [--max-connections N] [--kv-cache-gb GB] "
+    "[--max-num-seqs N] [--max-num-batched-tokens N] [--max-model-len N] [--block-size N] "
+    "[--policy reserve|optimistic] [--no-prefix-caching] [--threads N] [--max-waiting N] "
+    "[--device cpu|cuda|auto]";
+
+int int_flag(const Flags& f, const std::string& name, int64_t def, int64_t lo, int64_t hi) {
+  int64_t v = f.i64(name, def);
+  if (v < lo || v > hi)
+    throw InvalidArgument(name, "flag --" + name + " must be between " + std::to_string(lo) +
+                                    " and " + std::to_string(hi));
+  return static_cast<int>(v);
+}
+
+EngineOptions engine_options(const Flags& f) {
+  EngineOptions o;
+  o.model_dir = f.required("model");
+  o.device = f.str("device", o.device);
+  o.threads = int_flag(f, "threads", o.threads, 0, 4096);
+  o.kv_cache_gb = f.f64("kv-cache-gb", o.kv_cache_gb);
+  if (!(o.kv_cache_gb > 0)) throw InvalidArgument("kv-cache-gb", "flag --kv-cache-gb must be > 0");
+  o.block_size = int_flag(f, "block-size", o.block_size, 1, 1024);
+  o.max_num_seqs = int_flag(f, "max-num-seqs", o.max_num_seqs, 1, 1 << 20);
+  o.max_num_batched_tokens =
+      int_flag(f, "max-num-batched-tokens", o.max_num_batched_tokens, 1, 1 << 24);
+  o.max_model_len = int_flag(f, "max-model-len", o.max_model_len, 0, 1 << 24);
+  o.max_waiting = int_flag(f, "max-waiting", o.max_waiting, 0, 1 << 24);
+  o.enable_prefix_caching = !f.has("no-prefix-caching");
+  std::string policy = f.str("policy", "optimistic");
+  if (policy == "reserve")
+    o.policy = AdmissionPolicy::kReserve;
+  else if (policy == "optimistic")
+    o.policy = AdmissionPolicy::kOptimistic;
+  else
+    throw InvalidArgument("policy", "flag --policy must be reserve or optimistic");
+  return o;
+}
+
+server::ServerOptions server_options(const Flags& f, const std::string& model_dir) {
+  server::ServerOptions o;
+  o.host = f.str("host", o.host);
+  o.port = int_flag(f, "port", o.port, 0, 65535);
+  o.grpc_port = int_flag(f, "grpc-port", o.grpc_port, -1, 65535);
+  if (f.has("api-key")) {
+    o.api_key = f.str("api-key", "");
+  } else if (const char* env = std::getenv("HERD_API_KEY")) {
+    o.api_key = env;
+  }
+  o.served_model_name = f.str("served-model-name", server::default_model_name(model_dir));
+  o.metrics_public = f.has("metrics-public");
+  o.max_body_bytes =
+      static_cast<size_t>(f.i64("max-body-bytes", static_cast<int64_t>(o.max_body_bytes)));
+  o.shutdown_timeout_s = f.f64("shutdown-timeout", o.shutdown_timeout_s);
+  if (o.shutdown_timeout_s < 0)
+    throw InvalidArgument("shutdown-timeout", "flag --shutdown-timeout must be >= 0");
+  o.max_connections = int_flag(f, "max-connections", o.max_connections, 1, 1 << 20);
+  return o;
+}
+
+int run_serve(const std::vector<std::string>& args) {
+  Flags f(args,
+          {"model", "host", "port", "grpc-port", "api-key", "served-model-name", "max-body-bytes",
+           "shutdown-timeout", "max-connections", "kv-cache-gb", "max-num-seqs",
+           "max-num-batched-tokens", "max-model-len", "block-size", "policy", "threads",
+           "max-waiting", "device"},
+          {"metrics-public", "no-prefix-caching"});
+  EngineOptions eo = engine_options(f);
+  server::ServerOptions so = server_options(f, eo.model_dir);
+
+  // Block the shutdown signals before any thread starts, so that every thread inherits the
+  // mask and only this one receives them (through sigwait below).
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  std::unique_ptr<Engine> engine = Engine::create(eo);
+  server::Metrics metrics(so.served_model_name);
+  server::EngineClient client(*engine, metrics);
+  server::RequestLog log(stderr);
+  server::HttpServer http(client, so, so.served_model_name, log);
+  int port = http.start();
+#ifdef HERD_HAVE_GRPC
+  std::unique_ptr<server::GrpcServer> grpc;
+  if (so.grpc_port >= 0) {
+    grpc = std::make_unique<server::GrpcServer>(client, so, so.served_model_name);
+    int gport = grpc->start();
+    std::printf("grpc listening on %s:%d\n", so.host.c_str(), gport);
+  }
+#endif
+  std::printf("listening on http://%s:%d\n", so.host.c_str(), port);
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  std::fprintf(stderr, "herd serve: %s received, draining (up to %.0f s)\n",
+               sig == SIGINT ? "SIGINT" : "SIGTERM", so.shutdown_timeout_s);
+  // A second signal during the drain aborts what is left at once.
+  std::thread second([&] {
+    int s2 = 0;
+    sigwait(&sigs, &s2);
+    client.abort_all();
+  });
+  second.detach();
+  auto deadline = std::chrono::milliseconds(static_cast<int64_t>(so.shutdown_timeout_s * 1000));
+#ifdef HERD_HAVE_GRPC
+  if (grpc) grpc->shutdown(deadline);
+#endif
+  http.shutdown(deadline);
+  engine->shutdown();
+  std::fprintf(stderr, "herd serve: stopped\n");
+  std::fflush(stderr);
+  std::_Exit(0);  // the detached signal waiter must not hold the process open
+}
+
+HERD_COMMAND("serve", kUsage, run_serve);
+
+}  // namespace
+}  // namespace herd::cli
+
+#endif  // HERD_HAVE_SERVER

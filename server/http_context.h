@@ -1,0 +1,80 @@
+// What every HTTP route handler shares, plus the helpers they use to answer: OpenAI-style
+// errors, JSON bodies, and the SSE pump that moves a RequestStream to the client.
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/common/error.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "server/engine_client.h"
+#include "server/openai_response.h"
+#include "server/request_log.h"
+#include "server/server_options.h"
+
+namespace herd::server {
+
+struct HttpContext {
+  EngineClient& client;
+  const Tokenizer& tok;
+  const ServerOptions& opts;
+  std::string model_name;
+  int max_model_len = 0;
+  RequestLog& log;
+  std::atomic<bool>& draining;
+};
+
+// An error a handler answers with a given status (404 model not found, ...).
+struct HttpError {
+  int status;
+  std::string message, type, param, code;
+};
+
+void send_json(httplib::Response& res, int status, const ordered_json& body);
+void send_error(httplib::Response& res, const HttpError& e);
+
+// Parses the body as JSON (400 naming no param when it is not JSON).
+nlohmann::json parse_body(const httplib::Request& req);
+// 404 when the request names a model this server does not serve.
+void check_model(const HttpContext& ctx, const std::string& requested);
+// 400 naming `param` when the prompt leaves no room within the context length.
+void check_context_length(const HttpContext& ctx, size_t prompt_len, std::optional<int> max_tokens,
+                          const char* param);
+int64_t unix_now();
+
+// Runs `handler`, answering its exceptions: InvalidArgument -> 400 naming the param,
+// QueueFull -> 429, HttpError -> its status, anything else -> 500 without details (the details
+// go to the request log). The handler returns true when it started an SSE response (which logs
+// itself when it ends); other responses are logged here.
+void run_route(HttpContext& ctx, const httplib::Request& req, httplib::Response& res,
+               const std::function<bool(RequestLogEntry&)>& handler);
+
+// SSE pump. `on_start` runs once before any event (e.g. role deltas); `on_events` turns a batch
+// of engine events into SSE text; `on_done` writes the tail (finish chunks, usage, [DONE]).
+// A failed write (client gone) aborts the engine requests. The log entry is written when the
+// response ends.
+struct SseCallbacks {
+  std::function<std::string()> on_start;
+  std::function<std::string(std::vector<StreamEvent>&)> on_events;
+  std::function<std::string()> on_done;
+};
+void start_sse(HttpContext& ctx, httplib::Response& res, std::shared_ptr<RequestStream> stream,
+               SseCallbacks cb, RequestLogEntry log_entry);
+
+// Waits for a non-streaming request to finish, handing every batch of events to `on_events`.
+void drain_stream(RequestStream& stream,
+                  const std::function<void(std::vector<StreamEvent>&)>& on_events);
+
+bool handle_chat_completions(HttpContext& ctx, const httplib::Request& req, httplib::Response& res,
+                             RequestLogEntry& log);
+bool handle_completions(HttpContext& ctx, const httplib::Request& req, httplib::Response& res,
+                        RequestLogEntry& log);
+
+}  // namespace herd::server

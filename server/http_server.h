@@ -1,0 +1,61 @@
+// HttpServer: the OpenAI-compatible HTTP front end over one Engine. start() binds and serves
+// from a background thread; shutdown() drains gracefully (see below).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "engine/api/engine.h"
+#include "server/engine_client.h"
+#include "server/metrics.h"
+#include "server/request_log.h"
+#include "server/server_options.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace herd::server {
+
+struct HttpContext;
+
+class HttpServer {
+ public:
+  // `client` and `log` outlive the server; model_name is what /v1/models lists.
+  HttpServer(EngineClient& client, const ServerOptions& opts, std::string model_name,
+             RequestLog& log);
+  ~HttpServer();
+
+  // Binds opts.host:opts.port (port 0: any free port) and serves on a background thread.
+  // Returns the bound port; throws herd::Error when the address cannot be bound.
+  int start();
+  int port() const { return port_; }
+
+  // Graceful stop: refuse new requests (503) and new connections, let in-flight requests finish
+  // until `deadline`, then abort the engine requests still running and wait for their
+  // connections to close. Idempotent.
+  void shutdown(std::chrono::milliseconds deadline);
+
+ private:
+  void install_routes();
+
+  EngineClient& client_;
+  ServerOptions opts_;
+  std::string model_name_;
+  RequestLog& log_;
+  std::atomic<bool> draining_{false};
+  std::unique_ptr<httplib::Server> svr_;
+  std::unique_ptr<HttpContext> ctx_;
+  std::thread thread_;
+  int port_ = -1;
+  bool stopped_ = false;
+};
+
+// The name clients use for the model: --served-model-name, else the model directory's last
+// path component (never the full path: responses must not reveal the file system).
+std::string default_model_name(const std::string& model_dir);
+
+}  // namespace herd::server

@@ -1,0 +1,360 @@
+#include "server/openai_request.h"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+#include "engine/common/error.h"
+
+namespace herd::server {
+
+using nlohmann::json;
+
+namespace {
+
+// The value of `key`, or nullptr when absent or null.
+const json* field(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+bool get_bool(const json& body, const char* key, bool def) {
+  const json* v = field(body, key);
+  if (!v) return def;
+  if (!v->is_boolean()) throw InvalidArgument(key, std::string("'") + key + "' must be a boolean");
+  return v->get<bool>();
+}
+
+std::optional<double> get_number(const json& body, const char* key, double lo, double hi) {
+  const json* v = field(body, key);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) throw InvalidArgument(key, std::string("'") + key + "' must be a number");
+  double d = v->get<double>();
+  if (!(d >= lo && d <= hi))
+    throw InvalidArgument(key, std::string("'") + key + "' must be between " + std::to_string(lo) +
+                                   " and " + std::to_string(hi) + ", got " + v->dump());
+  return d;
+}
+
+std::optional<int64_t> get_int(const json& body, const char* key, int64_t lo, int64_t hi) {
+  const json* v = field(body, key);
+  if (!v) return std::nullopt;
+  if (!v->is_number_integer())
+    throw InvalidArgument(key, std::string("'") + key + "' must be an integer");
+  if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(hi))
+    throw InvalidArgument(key, std::string("'") + key + "' must be at most " + std::to_string(hi));
+  int64_t i = v->get<int64_t>();
+  if (i < lo || i > hi)
+    throw InvalidArgument(key, std::string("'") + key + "' must be between " + std::to_string(lo) +
+                                   " and " + std::to_string(hi) + ", got " + std::to_string(i));
+  return i;
+}
+
+std::string get_string(const json& body, const char* key) {
+  const json* v = field(body, key);
+  if (!v) return "";
+  if (!v->is_string()) throw InvalidArgument(key, std::string("'") + key + "' must be a string");
+  return v->get<std::string>();
+}
+
+constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
+
+// Fields shared by /v1/chat/completions and /v1/completions.
+void parse_common_sampling(const json& b, SamplingParams& p) {
+  if (auto v = get_int(b, "n", 1, kIntMax)) p.n = static_cast<int>(*v);
+  if (auto v = get_number(b, "temperature", 0.0, 2.0)) p.temperature = *v;
+  if (auto v = get_number(b, "top_p", 0.0, 1.0)) p.top_p = *v;
+  if (auto v = get_int(b, "top_k", -1, kIntMax)) p.top_k = static_cast<int>(*v);
+  if (auto v = get_number(b, "min_p", 0.0, 1.0)) p.min_p = *v;
+  if (auto v = get_number(b, "presence_penalty", -2.0, 2.0)) p.presence_penalty = *v;
+  if (auto v = get_number(b, "frequency_penalty", -2.0, 2.0)) p.frequency_penalty = *v;
+  if (auto v = get_number(b, "repetition_penalty", 0.0, 1e9)) p.repetition_penalty = *v;
+  if (auto v = get_int(b, "min_tokens", 0, kIntMax)) p.min_tokens = static_cast<int>(*v);
+  p.ignore_eos = get_bool(b, "ignore_eos", false);
+  p.skip_special_tokens = get_bool(b, "skip_special_tokens", true);
+  if (const json* v = field(b, "seed")) {
+    if (!v->is_number_integer()) throw InvalidArgument("seed", "'seed' must be an integer");
+    // OpenAI accepts any 64-bit integer; negative seeds are reinterpreted, not rejected.
+    p.seed =
+        v->is_number_unsigned() ? v->get<uint64_t>() : static_cast<uint64_t>(v->get<int64_t>());
+  }
+  if (const json* v = field(b, "stop")) {
+    if (v->is_string()) {
+      p.stop.push_back(v->get<std::string>());
+    } else if (v->is_array()) {
+      for (const auto& s : *v) {
+        if (!s.is_string())
+          throw InvalidArgument("stop", "'stop' must be a string or a list of strings");
+        p.stop.push_back(s.get<std::string>());
+      }
+    } else {
+      throw InvalidArgument("stop", "'stop' must be a string or a list of strings");
+    }
+  }
+  if (const json* v = field(b, "stop_token_ids")) {
+    if (!v->is_array())
+      throw InvalidArgument("stop_token_ids", "'stop_token_ids' must be a list of integers");
+    for (const auto& t : *v) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > kIntMax)
+        throw InvalidArgument("stop_token_ids", "'stop_token_ids' must be a list of token ids");
+      p.stop_token_ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+    }
+  }
+  if (const json* v = field(b, "logit_bias")) {
+    if (!v->is_object())
+      throw InvalidArgument("logit_bias", "'logit_bias' must be an object of token id -> bias");
+    for (const auto& [key, bias] : v->items()) {
+      int32_t id = -1;
+      auto [ptr, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+      if (ec != std::errc() || ptr != key.data() + key.size() || id < 0)
+        throw InvalidArgument("logit_bias",
+                              "'logit_bias' keys must be token ids, got '" + key + "'");
+      if (!bias.is_number())
+        throw InvalidArgument("logit_bias", "'logit_bias' values must be numbers");
+      double d = bias.get<double>();
+      if (!(d >= -100.0 && d <= 100.0))
+        throw InvalidArgument("logit_bias", "'logit_bias' values must be between -100 and 100");
+      p.logit_bias.emplace_back(id, static_cast<float>(d));
+    }
+  }
+}
+
+bool parse_stream_options(const json& b, bool stream) {
+  const json* so = field(b, "stream_options");
+  if (!so) return false;
+  if (!stream)
+    throw InvalidArgument("stream_options",
+                          "'stream_options' is only allowed when 'stream' is true");
+  if (!so->is_object())
+    throw InvalidArgument("stream_options", "'stream_options' must be an object");
+  return get_bool(*so, "include_usage", false);
+}
+
+std::string content_text(const json& content, const std::string& role) {
+  if (content.is_null()) return "";
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array())
+    throw InvalidArgument("messages", "message content must be a string or a list of parts");
+  std::string text;
+  for (const auto& part : content) {
+    if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
+      throw InvalidArgument("messages", "each content part needs a string 'type'");
+    std::string type = part["type"].get<std::string>();
+    if (type != "text")
+      throw InvalidArgument("messages", "content part type '" + type + "' is not supported (" +
+                                            role + " message); only 'text' is");
+    if (!part.contains("text") || !part["text"].is_string())
+      throw InvalidArgument("messages", "a text content part needs a string 'text'");
+    if (!text.empty()) text += "\n";  // parts join like vLLM's default text-part separator
+    text += part["text"].get<std::string>();
+  }
+  return text;
+}
+
+json parse_tools(const json& b) {
+  const json* v = field(b, "tools");
+  if (!v) return json::array();
+  if (!v->is_array()) throw InvalidArgument("tools", "'tools' must be a list");
+  for (const auto& t : *v) {
+    if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") ||
+        !t["function"].is_object() || !t["function"].contains("name") ||
+        !t["function"]["name"].is_string())
+      throw InvalidArgument(
+          "tools", "each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+  }
+  return *v;
+}
+
+}  // namespace
+
+std::vector<ChatMessage> parse_chat_messages(const json& messages) {
+  if (!messages.is_array() || messages.empty())
+    throw InvalidArgument("messages", "'messages' must be a non-empty list");
+  std::vector<ChatMessage> out;
+  for (const auto& m : messages) {
+    if (!m.is_object()) throw InvalidArgument("messages", "each message must be an object");
+    ChatMessage cm;
+    if (!m.contains("role") || !m["role"].is_string())
+      throw InvalidArgument("messages", "each message needs a string 'role'");
+    cm.role = m["role"].get<std::string>();
+    if (cm.role == "developer") cm.role = "system";  // OpenAI's newer name for system
+    if (cm.role != "system" && cm.role != "user" && cm.role != "assistant" && cm.role != "tool" &&
+        cm.role != "ipython")
+      throw InvalidArgument("messages", "unknown message role '" + cm.role + "'");
+    cm.content = content_text(m.contains("content") ? m["content"] : json(), cm.role);
+    if (cm.role == "tool") {
+      const json* id = field(m, "tool_call_id");
+      if (id && !id->is_string())
+        throw InvalidArgument("messages", "'tool_call_id' must be a string");
+      if (id) cm.tool_call_id = id->get<std::string>();
+    }
+    if (const json* calls = field(m, "tool_calls")) {
+      if (!calls->is_array()) throw InvalidArgument("messages", "'tool_calls' must be a list");
+      for (const auto& c : *calls) {
+        if (!c.is_object() || !c.contains("function") || !c["function"].is_object())
+          throw InvalidArgument("messages", "each tool call needs a 'function' object");
+        const json& f = c["function"];
+        ChatToolCall tc;
+        if (!f.contains("name") || !f["name"].is_string())
+          throw InvalidArgument("messages", "each tool call needs a function 'name'");
+        tc.name = f["name"].get<std::string>();
+        if (f.contains("arguments")) {
+          if (f["arguments"].is_string())
+            tc.arguments = f["arguments"].get<std::string>();
+          else if (f["arguments"].is_object())
+            tc.arguments = f["arguments"].dump();
+          else
+            throw InvalidArgument("messages", "tool call 'arguments' must be a JSON string");
+        } else {
+          tc.arguments = "{}";
+        }
+        if (c.contains("id") && c["id"].is_string()) tc.id = c["id"].get<std::string>();
+        cm.tool_calls.push_back(std::move(tc));
+      }
+    }
+    out.push_back(std::move(cm));
+  }
+  return out;
+}
+
+ChatCompletionRequest parse_chat_request(const json& b) {
+  if (!b.is_object()) throw InvalidArgument("", "the request body must be a JSON object");
+  ChatCompletionRequest r;
+  r.model = get_string(b, "model");
+  if (!b.contains("messages")) throw InvalidArgument("messages", "'messages' is required");
+  r.messages = parse_chat_messages(b["messages"]);
+  parse_common_sampling(b, r.params);
+  auto max_tokens = get_int(b, "max_completion_tokens", 1, kIntMax);
+  if (!max_tokens) max_tokens = get_int(b, "max_tokens", 1, kIntMax);
+  if (max_tokens) r.params.max_tokens = static_cast<int>(*max_tokens);
+  r.stream = get_bool(b, "stream", false);
+  r.include_usage = parse_stream_options(b, r.stream);
+  r.logprobs = get_bool(b, "logprobs", false);
+  if (auto v = get_int(b, "top_logprobs", 0, 20)) {
+    if (!r.logprobs)
+      throw InvalidArgument("top_logprobs", "'top_logprobs' needs 'logprobs' set to true");
+    r.top_logprobs = static_cast<int>(*v);
+  }
+  if (r.logprobs) r.params.logprobs = r.top_logprobs;
+  r.add_generation_prompt = get_bool(b, "add_generation_prompt", true);
+  json tools = parse_tools(b);
+  const json* choice = field(b, "tool_choice");
+  std::string mode = tools.empty() ? "none" : "auto";
+  if (choice) {
+    if (choice->is_string()) {
+      mode = choice->get<std::string>();
+      if (mode != "none" && mode != "auto" && mode != "required")
+        throw InvalidArgument("tool_choice",
+                              "'tool_choice' must be none, auto, required or a named function");
+    } else if (choice->is_object() && choice->contains("function") &&
+               (*choice)["function"].is_object() && (*choice)["function"].contains("name") &&
+               (*choice)["function"]["name"].is_string()) {
+      std::string name = (*choice)["function"]["name"].get<std::string>();
+      json only = json::array();
+      for (const auto& t : tools)
+        if (t["function"]["name"] == name) only.push_back(t);
+      if (only.empty())
+        throw InvalidArgument("tool_choice",
+                              "tool_choice names function '" + name + "', which is not in 'tools'");
+      tools = only;
+      mode = "named";
+    } else {
+      throw InvalidArgument("tool_choice",
+                            "'tool_choice' must be none, auto, required or a named function");
+    }
+    if (mode != "none" && tools.empty())
+      throw InvalidArgument("tool_choice", "'tool_choice' needs 'tools'");
+  }
+  if (mode != "none") {
+    r.tools = tools;
+    r.parse_tool_calls = true;
+  }
+  return r;
+}
+
+CompletionRequest parse_completion_request(const json& b) {
+  if (!b.is_object()) throw InvalidArgument("", "the request body must be a JSON object");
+  CompletionRequest r;
+  r.model = get_string(b, "model");
+  const json* p = field(b, "prompt");
+  if (!p) throw InvalidArgument("prompt", "'prompt' is required");
+  auto token_list = [](const json& arr) {
+    std::vector<int32_t> ids;
+    for (const auto& t : arr) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > kIntMax)
+        throw InvalidArgument("prompt", "token prompts must be lists of non-negative integers");
+      ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+    }
+    return ids;
+  };
+  if (p->is_string()) {
+    r.prompts.push_back({true, p->get<std::string>(), {}});
+  } else if (p->is_array() && !p->empty() && (*p)[0].is_number_integer()) {
+    r.prompts.push_back({false, "", token_list(*p)});
+  } else if (p->is_array() && !p->empty()) {
+    for (const auto& e : *p) {
+      if (e.is_string())
+        r.prompts.push_back({true, e.get<std::string>(), {}});
+      else if (e.is_array() && !e.empty())
+        r.prompts.push_back({false, "", token_list(e)});
+      else
+        throw InvalidArgument(
+            "prompt",
+            "'prompt' must be a string, a list of strings, token ids or lists of token ids");
+    }
+  } else {
+    throw InvalidArgument(
+        "prompt", "'prompt' must be a string, a list of strings, token ids or lists of token ids");
+  }
+  parse_common_sampling(b, r.params);
+  // OpenAI's legacy default for /v1/completions.
+  r.params.max_tokens = static_cast<int>(get_int(b, "max_tokens", 1, kIntMax).value_or(16));
+  r.stream = get_bool(b, "stream", false);
+  r.include_usage = parse_stream_options(b, r.stream);
+  r.echo = get_bool(b, "echo", false);
+  if (auto v = get_int(b, "logprobs", 0, 20)) {
+    r.logprobs = static_cast<int>(*v);
+    r.params.logprobs = r.logprobs;
+  }
+  r.add_special_tokens = get_bool(b, "add_special_tokens", true);
+  if (!get_string(b, "suffix").empty())
+    throw InvalidArgument("suffix", "'suffix' is not supported");
+  return r;
+}
+
+TokenizeRequest parse_tokenize_request(const json& b) {
+  if (!b.is_object()) throw InvalidArgument("", "the request body must be a JSON object");
+  TokenizeRequest r;
+  r.return_token_strs = get_bool(b, "return_token_strs", false);
+  if (field(b, "messages")) {
+    r.is_chat = true;
+    r.messages = parse_chat_messages(b["messages"]);
+    r.tools = parse_tools(b);
+    r.add_generation_prompt = get_bool(b, "add_generation_prompt", true);
+    // vLLM: the chat template already holds <|begin_of_text|>, so no extra BOS by default.
+    r.add_special_tokens = get_bool(b, "add_special_tokens", false);
+    return r;
+  }
+  const json* p = field(b, "prompt");
+  if (!p || !p->is_string())
+    throw InvalidArgument("prompt", "'prompt' (a string) or 'messages' is required");
+  r.prompt = p->get<std::string>();
+  r.add_special_tokens = get_bool(b, "add_special_tokens", true);
+  return r;
+}
+
+std::vector<int32_t> parse_detokenize_request(const json& b) {
+  if (!b.is_object()) throw InvalidArgument("", "the request body must be a JSON object");
+  const json* t = field(b, "tokens");
+  if (!t || !t->is_array()) throw InvalidArgument("tokens", "'tokens' must be a list of token ids");
+  std::vector<int32_t> ids;
+  for (const auto& v : *t) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kIntMax)
+      throw InvalidArgument("tokens", "'tokens' must be a list of token ids");
+    ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
+  }
+  return ids;
+}
+
+}  // namespace herd::server
