@@ -21,6 +21,8 @@
 //   reserve     admits a request only when the pool can set aside every block it may ever
 //               need: prompt + max_tokens for all n samples, shared prompt blocks counted once.
 //               Nothing is ever preempted (the Llama 3 paper's choice for rejection sampling).
+//               When the queue head cannot be reserved, later requests wait too (no
+//               overtaking), except samples of already reserved requests.
 //   optimistic  admits as soon as the blocks for the tokens it runs now are free. When a
 //               running sequence cannot get a block, first idle shared-prompt blocks are let
 //               go, then the least important (newest) running sequence is preempted: its
