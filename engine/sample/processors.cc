@@ -25,6 +25,7 @@ SamplerWorkspace::SamplerWorkspace(int vocab_size)
       block_sums((size_t(vocab_size) + kSumBlock - 1) / kSumBlock) {
   touched.reserve(1024);
   candidates.reserve(size_t(vocab_size));
+  survivors.reserve(size_t(vocab_size));
 }
 
 void mask_tokens(std::span<float> logits, std::span<const int32_t> ids) {
@@ -135,24 +136,42 @@ size_t ranked_prefix_reaching(std::vector<std::pair<float, int32_t>>& cands, siz
 
 }  // namespace
 
+namespace {
+
+// Masks everything but cands[0, keep) and records them as the survivors.
+void keep_only(std::span<float> logits, const std::vector<std::pair<float, int32_t>>& cands,
+               size_t keep, SamplerWorkspace& ws) {
+  std::fill(logits.begin(), logits.end(), kNegInf);
+  ws.survivors.clear();
+  for (size_t i = 0; i < keep; ++i) {
+    logits[size_t(cands[i].second)] = cands[i].first;
+    ws.survivors.push_back(cands[i].second);
+  }
+  std::sort(ws.survivors.begin(), ws.survivors.end());
+  ws.restricted = true;
+}
+
+}  // namespace
+
 void apply_top_k_top_p(std::span<float> logits, int top_k, float top_p, SamplerWorkspace& ws) {
+  ws.restricted = false;
   auto& cands = ws.candidates;
-  bool restricted = false;  // cands holds exactly the survivors so far
   if (top_k > 0 && select_top_k(logits, size_t(top_k), cands)) {
-    restricted = true;
-    std::fill(logits.begin(), logits.end(), kNegInf);
-    for (const auto& [l, id] : cands) logits[size_t(id)] = l;
+    keep_only(logits, cands, cands.size(), ws);
   }
   if (top_p >= 1.0f) return;
 
   const float m = row_max(logits);
   if (m == kNegInf) return;
   const float* w = ws.weights.data();
-  const double target =
-      double(top_p) * exp_weights(logits, m, ws.weights.data(), ws.block_sums.data());
+  const double total =
+      ws.restricted
+          ? exp_weights_sparse(logits, ws.survivors, m, ws.weights.data(), ws.block_sums.data())
+          : exp_weights(logits, m, ws.weights.data(), ws.block_sums.data());
+  const double target = double(top_p) * total;
   double running = 0.0;
   size_t keep;
-  if (restricted) {
+  if (ws.restricted) {
     keep = ranked_prefix_reaching(cands, 0, running, target, w);
   } else {
     // First only the heavy tokens: they are a ranked prefix of all candidates.
@@ -170,9 +189,8 @@ void apply_top_k_top_p(std::span<float> logits, int top_k, float top_p, SamplerW
       keep = ranked_prefix_reaching(cands, heavy, running, target, w);
     }
   }
-  if (keep == kNotReached) return;  // every candidate is needed: nothing dropped
-  std::fill(logits.begin(), logits.end(), kNegInf);
-  for (size_t i = 0; i < keep; ++i) logits[size_t(cands[i].second)] = cands[i].first;
+  if (keep == kNotReached) return;  // every candidate is needed: nothing more dropped
+  keep_only(logits, cands, keep, ws);
 }
 
 }  // namespace herd

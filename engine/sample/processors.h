@@ -36,6 +36,10 @@ struct SamplerWorkspace {
   std::vector<std::pair<float, int32_t>> candidates;  // (logit, id) for top-k / top-p
   std::vector<float> weights;      // [vocab] exp weights (row_math.h exp_weights)
   std::vector<double> block_sums;  // [ceil(vocab / kSumBlock)]
+  // Set by apply_top_k_top_p: when `restricted`, `survivors` lists the ids still finite, in
+  // ascending order, so that later steps can skip the masked rest of the row.
+  bool restricted = false;
+  std::vector<int32_t> survivors;
 };
 
 // l[id] = -inf for every id listed (ids outside the row are ignored).
@@ -72,9 +76,10 @@ void apply_min_p(std::span<float> logits, float min_p);
 //    w = sampler_exp(l - m) and W their total as row_math.h exp_weights() sums it (fp64,
 //    blocked), keep the shortest ranked prefix whose running fp64 sum of w, added one by one
 //    in rank order, reaches top_p * W (at least one token).
-// Everything else becomes -inf. Cost: O(vocab) plus a selection: top_k keeps a k-heap; top_p
-// ranks only tokens with w >= 2^-20 first (a ranked prefix, so exact) and widens to all
-// candidates only when their mass falls short, sorting a geometrically growing prefix.
+// Everything else becomes -inf (and ws.restricted / ws.survivors say which remain). Cost: O(vocab)
+// plus a selection: top_k keeps a k-heap; top_p ranks only tokens with w >= 2^-20 first (a ranked
+// prefix, so exact) and widens to all candidates only when their mass falls short, sorting a
+// geometrically growing prefix.
 void apply_top_k_top_p(std::span<float> logits, int top_k, float top_p, SamplerWorkspace& ws);
 
 }  // namespace herd

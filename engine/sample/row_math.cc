@@ -110,4 +110,24 @@ double exp_weights(std::span<const float> row, float m, float* w, double* block_
   return total;
 }
 
+double exp_weights_sparse(std::span<const float> row, std::span<const int32_t> ids, float m,
+                          float* w, double* block_sums) {
+  const size_t num_blocks = (row.size() + kSumBlock - 1) / kSumBlock;
+  std::fill(block_sums, block_sums + num_blocks, 0.0);
+  for (size_t k = 0; k < ids.size();) {
+    const size_t b = size_t(ids[k]) / kSumBlock;
+    double acc[8] = {};
+    for (; k < ids.size() && size_t(ids[k]) / kSumBlock == b; ++k) {
+      const size_t id = size_t(ids[k]);
+      w[id] = sampler_exp(row[id] - m);
+      acc[id % 8] += double(w[id]);  // kSumBlock % 8 == 0: the lane lane_sum would use
+    }
+    block_sums[b] =
+        ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  }
+  double total = 0.0;
+  for (size_t b = 0; b < num_blocks; ++b) total += block_sums[b];
+  return total;
+}
+
 }  // namespace herd

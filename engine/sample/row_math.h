@@ -56,4 +56,10 @@ double lane_sum(const float* w, size_t n);
 // ceil(row.size() / kSumBlock) entries.
 double exp_weights(std::span<const float> row, float m, float* w, double* block_sums);
 
+// exp_weights for a row that is -inf outside `ids` (ascending): sets w only at `ids`, every
+// block sum (0 for blocks without ids) and the total, bit for bit as exp_weights would, since
+// the weights it skips are +0 and adding +0 changes no fp64 sum.
+double exp_weights_sparse(std::span<const float> row, std::span<const int32_t> ids, float m,
+                          float* w, double* block_sums);
+
 }  // namespace herd

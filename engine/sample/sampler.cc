@@ -24,32 +24,51 @@ int32_t argmax_lowest_id(std::span<const float> logits) {
 
 }  // namespace
 
-// Step 5 of the header.
+// Step 5 of the header. When top-k/top-p left a short survivor list, only those ids are
+// visited: every other weight is +0, which changes no sum and is never chosen, so the token is
+// the same as the full-row walk gives.
 int32_t Sampler::inverse_cdf(std::span<const float> logits, double u) {
   const float m = row_max(logits);
   if (m == kNegInf) return argmax_lowest_id(logits);  // every token masked: stay defined
   const float* w = ws_.weights.data();
   const double* block_sums = ws_.block_sums.data();
-  const double target = u * exp_weights(logits, m, ws_.weights.data(), ws_.block_sums.data());
+  const bool sparse = ws_.restricted;
+  const double total = sparse ? exp_weights_sparse(logits, ws_.survivors, m, ws_.weights.data(),
+                                                   ws_.block_sums.data())
+                              : exp_weights(logits, m, ws_.weights.data(), ws_.block_sums.data());
+  const double target = u * total;
+  // Walks ids [begin, end) of block b (sparse: survivors[begin, end)).
+  const auto id_at = [&](size_t k) { return sparse ? size_t(ws_.survivors[k]) : k; };
+  const size_t count = sparse ? ws_.survivors.size() : logits.size();
   double running = 0.0;
-  for (size_t b = 0, start = 0; start < logits.size(); ++b, start += kSumBlock) {
+  for (size_t begin = 0; begin < count;) {
+    size_t b, end;
+    if (sparse) {
+      b = id_at(begin) / kSumBlock;
+      for (end = begin; end < count && id_at(end) / kSumBlock == b;) ++end;
+    } else {
+      b = begin / kSumBlock;
+      end = std::min(count, begin + kSumBlock);
+    }
     const double before = running;
     running += block_sums[b];
-    if (!(running > target)) continue;
-    // The token is in this block: add its weights one by one on top of the blocks before.
-    const size_t end = std::min(logits.size(), start + kSumBlock);
-    double r = before;
-    int64_t last_positive = -1;
-    for (size_t i = start; i < end; ++i) {
-      if (w[i] > 0.0f) last_positive = int64_t(i);
-      r += double(w[i]);
-      if (r > target) return int32_t(i);
+    if (running > target) {
+      // The token is in this block: add its weights one by one on top of the blocks before.
+      double r = before;
+      int64_t last_positive = -1;
+      for (size_t k = begin; k < end; ++k) {
+        const size_t i = id_at(k);
+        if (w[i] > 0.0f) last_positive = int64_t(i);
+        r += double(w[i]);
+        if (r > target) return int32_t(i);
+      }
+      if (last_positive >= 0) return int32_t(last_positive);
     }
-    if (last_positive >= 0) return int32_t(last_positive);
+    begin = end;
   }
   // Rounding left u * W at or past the total: the last token with weight.
-  for (size_t i = logits.size(); i-- > 0;) {
-    if (w[i] > 0.0f) return int32_t(i);
+  for (size_t k = count; k-- > 0;) {
+    if (w[id_at(k)] > 0.0f) return int32_t(id_at(k));
   }
   return argmax_lowest_id(logits);
 }

@@ -69,5 +69,19 @@ TEST(ExpWeights, WeightsAndBlockSums) {
   EXPECT_NEAR(total, plain, plain * 1e-6);
 }
 
+TEST(ExpWeights, SparseMatchesDenseBitForBit) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  std::vector<float> row(3 * kSumBlock + 77, ninf);
+  const std::vector<int32_t> ids = {0, 5, 9, 1023, 1024, 2100, 2101, 2102, 3 * kSumBlock + 76};
+  for (size_t k = 0; k < ids.size(); ++k) row[size_t(ids[k])] = 0.37f * float(k) - 1.0f;
+  std::vector<float> wd(row.size()), ws(row.size(), -1.0f);
+  std::vector<double> bd(4), bs(4, -1.0);
+  const double dense = exp_weights(row, 2.0f, wd.data(), bd.data());
+  const double sparse = exp_weights_sparse(row, ids, 2.0f, ws.data(), bs.data());
+  EXPECT_EQ(sparse, dense);
+  EXPECT_EQ(bs, bd);
+  for (int32_t id : ids) EXPECT_EQ(ws[size_t(id)], wd[size_t(id)]);
+}
+
 }  // namespace
 }  // namespace herd
