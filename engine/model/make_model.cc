@@ -253,8 +253,11 @@ void make_model(const MakeModelOptions& o) {
   auto add = [&](const std::string& name, std::vector<int64_t> shape, float mean, float std) {
     t.push_back(random_tensor(name, std::move(shape), dt, o.seed, mean, std, threads));
   };
-  // Tied: the embedding doubles as the head, so it gets the head's scale (logits O(1)).
-  add("model.embed_tokens.weight", {s.vocab, h}, 0.0f, s.tied ? 2.0f * in_h : 1.0f);
+  // Tied: the embedding doubles as the head; std h^-1/4 is the compromise between a token
+  // signal that is not drowned by the layers' outputs and logits of std h^1/4 (2.8 for tiny,
+  // 6.7 for 1B) rather than sqrt(h).
+  add("model.embed_tokens.weight", {s.vocab, h}, 0.0f,
+      s.tied ? 1.0f / std::sqrt(std::sqrt(float(h))) : 1.0f);
   for (int64_t l = 0; l < s.layers; ++l) {
     auto n = [l](const char* m) { return llama_layer_tensor_name(l, m); };
     add(n("input_layernorm"), {h}, 1.0f, 0.05f);

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Independent numpy forward pass of a Hugging Face Llama checkpoint directory.
+
+Reads config.json and the safetensors files itself (header parsed here; no torch, no
+safetensors package) and computes the logits of every position of one prompt with a plain,
+unbatched, no-cache transformer: embedding, RMSNorm, rotate-half RoPE (Llama 3.1 scaling
+when configured), grouped-query causal attention, SwiGLU, tied or untied LM head. Math is in
+float64 from the stored weights (bf16/f16 upcast exactly), so it is the "truth" the engine's
+logits are compared against.
+
+    llama_ref.py MODEL_DIR --ids 1,2,3            -> {"logits": [[...vocab...], ...]}
+    llama_ref.py MODEL_DIR --ids 1 --greedy 20    -> adds "generated": [20 greedy ids]
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+
+
+class Tensors:
+    """name -> float64 array, upcast on access from memory-mapped files (so a checkpoint of
+    a few GB needs only its largest tensor in float64 at a time)."""
+
+    def __init__(self):
+        self.raw = {}
+
+    def add_file(self, path):
+        mm = np.memmap(path, dtype=np.uint8, mode="r")
+        if mm.size < 8:
+            raise ValueError(f"{path}: too short")
+        (n,) = struct.unpack("<Q", mm[:8].tobytes())
+        header = json.loads(mm[8:8 + n].tobytes().decode("utf-8"))
+        base = 8 + n
+        for name, e in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = e["data_offsets"]
+            raw = mm[base + begin:base + end]
+            dt = e["dtype"]
+            if dt not in ("F32", "F16", "BF16"):
+                raise ValueError(f"{path}: tensor {name}: unsupported dtype {dt}")
+            self.raw[name] = (raw, dt, tuple(e["shape"]))
+
+    def __contains__(self, name):
+        return name in self.raw
+
+    def __getitem__(self, name):
+        raw, dt, shape = self.raw[name]
+        if dt == "F32":
+            a = raw.view("<f4")
+        elif dt == "F16":
+            a = raw.view("<f2")
+        else:  # BF16: the top 16 bits of a float32
+            a = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
+        return a.astype(np.float64).reshape(shape)
+
+
+def read_checkpoint(model_dir):
+    index = os.path.join(model_dir, "model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    tensors = Tensors()
+    for name in files:
+        tensors.add_file(os.path.join(model_dir, name))
+    return tensors
+
+
+def rope_inv_freq(cfg, head_dim):
+    """transformers' default + llama3 rope parameters, in float32 like torch."""
+    base = np.float32(cfg.get("rope_theta", 10000.0))
+    exponent = np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / np.float32(head_dim)
+    inv = (np.float32(1.0) / np.power(base, exponent)).astype(np.float32)
+    rs = cfg.get("rope_scaling")
+    if not rs or rs.get("rope_type", rs.get("type")) in (None, "default"):
+        return inv
+    assert rs.get("rope_type", rs.get("type")) == "llama3", rs
+    factor = np.float32(rs["factor"])
+    low = np.float32(rs["low_freq_factor"])
+    high = np.float32(rs["high_freq_factor"])
+    old_ctx = np.float32(rs["original_max_position_embeddings"])
+    low_wavelen = old_ctx / low
+    high_wavelen = old_ctx / high
+    wavelen = np.float32(2 * math.pi) / inv
+    scaled = np.where(wavelen > low_wavelen, inv / factor, inv).astype(np.float32)
+    smooth = (old_ctx / wavelen - low) / (high - low)
+    smoothed = (np.float32(1) - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+    return np.where(medium, smoothed, scaled).astype(np.float32)
+
+
+def rms_norm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rotate_half_rope(x, positions, inv_freq):
+    """x: [T, heads, head_dim]; rotates pairs (i, i + head_dim/2)."""
+    angles = positions[:, None].astype(np.float64) * inv_freq.astype(np.float64)[None, :]
+    cos = np.concatenate([np.cos(angles)] * 2, axis=-1)[:, None, :]
+    sin = np.concatenate([np.sin(angles)] * 2, axis=-1)[:, None, :]
+    half = x.shape[-1] // 2
+    rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + rotated * sin
+
+
+class LlamaRef:
+    def __init__(self, model_dir):
+        with open(os.path.join(model_dir, "config.json")) as f:
+            self.cfg = cfg = json.load(f)
+        self.w = read_checkpoint(model_dir)
+        self.hidden = cfg["hidden_size"]
+        self.heads = cfg["num_attention_heads"]
+        self.kv_heads = cfg.get("num_key_value_heads", self.heads)
+        self.head_dim = cfg.get("head_dim") or self.hidden // self.heads
+        self.layers = cfg["num_hidden_layers"]
+        self.eps = cfg.get("rms_norm_eps", 1e-6)
+        self.inv_freq = rope_inv_freq(cfg, self.head_dim)
+        self.tied = cfg.get("tie_word_embeddings", False)
+
+    def logits(self, ids):
+        w, hd = self.w, self.head_dim
+        T = len(ids)
+        pos = np.arange(T)
+        x = w["model.embed_tokens.weight"][np.asarray(ids)]  # whole table upcast once
+        group = self.heads // self.kv_heads
+        mask = np.triu(np.full((T, T), -np.inf), k=1)
+        for l in range(self.layers):
+            p = f"model.layers.{l}."
+            h = rms_norm(x, w[p + "input_layernorm.weight"], self.eps)
+            q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(T, self.heads, hd)
+            k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(T, self.kv_heads, hd)
+            v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(T, self.kv_heads, hd)
+            q = rotate_half_rope(q, pos, self.inv_freq)
+            k = rotate_half_rope(k, pos, self.inv_freq)
+            out = np.empty((T, self.heads, hd))
+            for head in range(self.heads):
+                kv = head // group
+                s = (q[:, head, :] @ k[:, kv, :].T) / math.sqrt(hd) + mask
+                s = np.exp(s - s.max(axis=-1, keepdims=True))
+                s /= s.sum(axis=-1, keepdims=True)
+                out[:, head, :] = s @ v[:, kv, :]
+            x = x + out.reshape(T, self.heads * hd) @ w[p + "self_attn.o_proj.weight"].T
+            h = rms_norm(x, w[p + "post_attention_layernorm.weight"], self.eps)
+            gate = h @ w[p + "mlp.gate_proj.weight"].T
+            up = h @ w[p + "mlp.up_proj.weight"].T
+            x = x + (gate / (1.0 + np.exp(-gate)) * up) @ w[p + "mlp.down_proj.weight"].T
+        x = rms_norm(x, w["model.norm.weight"], self.eps)
+        head = w["model.embed_tokens.weight"] if self.tied else w["lm_head.weight"]
+        return x @ head.T
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model_dir")
+    ap.add_argument("--ids", required=True, help="comma-separated prompt token ids")
+    ap.add_argument("--greedy", type=int, default=0,
+                    help="also generate this many tokens greedily (full recompute per token)")
+    args = ap.parse_args(argv)
+    ids = [int(t) for t in args.ids.split(",") if t.strip()]
+    if not ids:
+        ap.error("--ids is empty")
+    model = LlamaRef(args.model_dir)
+    result = {"logits": model.logits(ids).tolist()}
+    if args.greedy > 0:
+        seq = list(ids)
+        for _ in range(args.greedy):
+            seq.append(int(np.argmax(model.logits(seq)[-1])))
+        result["generated"] = seq[len(ids):]
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
