@@ -8,11 +8,13 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <sstream>
 
 #include "engine/common/error.h"
 #include "engine/model/config.h"
 #include "engine/model/convert_llama2c.h"
 #include "engine/model/weights.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "tests/model/checkpoint_test_util.h"
 
 namespace herd {
@@ -186,6 +188,27 @@ TEST_F(ConvertTest, TokenizerJsonInLlama2Format) {
     for (const char* k : {"type", "unk_token", "fuse_unk", "byte_fallback"})
       EXPECT_EQ(t["model"][k], ref["model"][k]) << k;
   }
+}
+
+// The converted tokenizer, read by herd's own loader, decodes llama2.c's greedy ids to the
+// exact story llama2.c prints, and encodes its opening the way llama2.c did.
+TEST_F(ConvertTest, ConvertedTokenizerDecodesTheExpectedStory) {
+  const std::string ids_path = kDir + "/expected_greedy_ids_n200.derived.txt";
+  if (!std::filesystem::exists(ids_path) || !std::filesystem::exists(kDir + "/expected.txt"))
+    GTEST_SKIP() << "expected outputs not found under " << kDir;
+  convert_llama2c(kCheckpoint, kTokenizer, out_.path());
+  auto tok = load_tokenizer(out_.path());
+  EXPECT_EQ(tok->vocab_size(), 512);
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  std::istringstream in(testing::read_file(ids_path));
+  std::vector<int32_t> ids;
+  for (int32_t id; in >> id;) ids.push_back(id);
+  ASSERT_EQ(ids.size(), 200u);
+  EXPECT_EQ(tok->decode(ids), testing::read_file(kDir + "/expected.txt"));
+  std::vector<int32_t> enc = tok->encode("Once upon a time");
+  if (!enc.empty() && enc[0] == 1) enc.erase(enc.begin());  // BOS, if the encoder adds it
+  EXPECT_EQ(enc, std::vector<int32_t>(ids.begin(), ids.begin() + 4));
 }
 
 TEST(Convert, MergesFollowScoresThenIds) {

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -10,6 +11,7 @@
 #include "engine/model/config.h"
 #include "engine/model/make_model.h"
 #include "engine/model/weights.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "tests/model/checkpoint_test_util.h"
 
 namespace herd {
@@ -80,6 +82,25 @@ TEST(MakeModel, SameSeedSameBytesOtherSeedOtherBytes) {
   EXPECT_EQ(fa, testing::read_file(b / "model.safetensors"));
   EXPECT_NE(fa, testing::read_file(c / "model.safetensors"));
   EXPECT_EQ(testing::read_file(a / "config.json"), testing::read_file(c / "config.json"));
+}
+
+TEST(MakeModel, BuiltInTokenizerAgreesWithConfig) {
+  testing::ScratchDir dir;
+  MakeModelOptions o;
+  o.output = dir.path();
+  make_model(o);
+  ModelConfig c = load_model_config(dir.path());
+  auto tok = load_tokenizer(dir.path());
+  EXPECT_EQ(tok->vocab_size(), c.vocab_size);
+  EXPECT_EQ(tok->token_id("<|begin_of_text|>"), c.bos_token_id);
+  for (const char* eos : {"<|end_of_text|>", "<|eom_id|>", "<|eot_id|>"}) {
+    auto id = tok->token_id(eos);
+    ASSERT_TRUE(id.has_value()) << eos;
+    EXPECT_NE(std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), *id), c.eos_token_ids.end())
+        << eos;
+  }
+  const std::string text = "Hello, world!";
+  EXPECT_EQ(tok->decode(tok->encode(text)), text);
 }
 
 TEST(MakeModel, NormalGeneratorStatistics) {
