@@ -134,10 +134,16 @@ int run_serve(const std::vector<std::string>& args) {
   });
   second.detach();
   auto deadline = std::chrono::milliseconds(static_cast<int64_t>(so.shutdown_timeout_s * 1000));
+  // Both front ends drain at once, against the same deadline.
 #ifdef HERD_HAVE_GRPC
-  if (grpc) grpc->shutdown(deadline);
-#endif
+  std::thread grpc_drain([&] {
+    if (grpc) grpc->shutdown(deadline);
+  });
   http.shutdown(deadline);
+  grpc_drain.join();
+#else
+  http.shutdown(deadline);
+#endif
   engine->shutdown();
   std::fprintf(stderr, "herd serve: stopped\n");
   std::fflush(stderr);
