@@ -1,9 +1,9 @@
 // linear(): out = x * w^T with fp32 accumulation, the op that dominates every forward pass.
 //
 // Decode (up to 8 input rows) is bound by reading the weights from memory: each task owns a
-// range of weight rows and reads each weight byte once, in k-slices small enough that the
-// input rows stay in L1, with a register tile of 4 input rows x 2-4 weight rows so that each
-// load feeds several FMAs (bf16/f16 widened to fp32 in registers).
+// range of weight rows and reads each weight byte once, with a register tile of up to 4 input
+// rows x 2-4 weight rows so that each load feeds several FMAs, k-unrolled when the tile is
+// small (bf16/f16 widened to fp32 in registers). See DecodeRange for the walk order.
 // Prefill (more rows) is bound by arithmetic: each task widens a k-slice of its weight rows
 // into k-major panels once and runs a register-blocked GEMM micro-kernel (6 rows x 2 vectors
 // of outputs, broadcast-FMA, no horizontal sums) over every input row.

@@ -32,10 +32,11 @@ class LinearTest : public ::testing::TestWithParam<DType> {};
 
 TEST_P(LinearTest, MatchesReference) {
   const DType dtype = GetParam();
-  // Decode (n <= 8) and prefill (n > 8, k split in blocks of 512) paths; odd k/o/n everywhere.
-  const Shape shapes[] = {{1, 1, 1},    {1, 7, 5},      {1, 2048, 64}, {2, 33, 9},
-                          {3, 100, 17}, {4, 64, 4},     {5, 1031, 23}, {8, 256, 31},
-                          {9, 130, 13}, {13, 1100, 37}, {32, 512, 64}, {17, 2049, 6}};
+  // Decode (n <= 8: one row as one stream or 4 rows at a time, k-slices for n > 1) and GEMM
+  // (n > 8, k-slices of 128, 6-row micro-tiles) paths; odd k/o/n everywhere.
+  const Shape shapes[] = {{1, 1, 1},     {1, 7, 5},     {1, 2048, 64}, {2, 33, 9},   {3, 100, 17},
+                          {4, 64, 4},    {5, 1031, 23}, {8, 256, 31},  {9, 130, 13}, {13, 1100, 37},
+                          {32, 512, 64}, {17, 2049, 6}, {1, 5000, 9},  {2, 4100, 10}};
   auto be = make_cpu_backend(2);
   uint32_t seed = 1;
   for (const Shape& s : shapes) {
