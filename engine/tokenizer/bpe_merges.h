@@ -16,6 +16,7 @@ class BpeMerges {
   // twice keeps the later entry, as Hugging Face's HashMap collect does.
   void add(int32_t left, int32_t right, int32_t rank, int32_t merged);
   size_t size() const { return map_.size(); }
+  void reserve(size_t n) { map_.reserve(n); }
 
   // Merges `ids` in place. Picks the quadratic scan for short words (cheaper there) and the
   // heap for long ones (sentencepiece-style tokenizers BPE a whole text at once).

@@ -1,7 +1,10 @@
 #include "engine/tokenizer/builtin_tokenizer.h"
 
+#include <map>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "engine/common/error.h"
 #include "engine/tokenizer/byte_level.h"
@@ -37,22 +40,40 @@ class Builder {
   }
   bool full() const { return static_cast<int>(tokens_.size()) >= target_; }
 
-  // Adds the merge a+b if both exist and the result is new. Returns false when full.
+  // Adds the merge "a b" (a new token a+b unless some earlier merge already made it).
+  // Returns false once the vocabulary is full.
   bool merge(const std::string& a, const std::string& b) {
     if (full()) return false;
-    if (!ids_.count(a) || !ids_.count(b) || ids_.count(a + b)) return true;
+    if (!ids_.count(a) || !ids_.count(b) || ranks_.count({a, b})) return true;
+    ranks_[{a, b}] = static_cast<int>(merges_.size());
     merges_.push_back(nlohmann::json::array({a, b}));
-    add_token(a + b);
+    if (!ids_.count(a + b)) add_token(a + b);
     return !full();
   }
 
-  // Builds `text` (raw bytes) left to right: ((t h) e) ...
-  bool word(const std::string& text) {
-    std::string acc = byte_level::byte_to_text(static_cast<uint8_t>(text[0]));
-    for (size_t i = 1; i < text.size(); ++i) {
-      std::string next = byte_level::byte_to_text(static_cast<uint8_t>(text[i]));
-      if (!merge(acc, next)) return false;
-      acc += next;
+  // Makes `raw` (bytes) one token: BPE it with the merges so far, as the tokenizer will, then
+  // add merges that join what is left from left to right.
+  bool word(const std::string& raw) {
+    std::vector<std::string> syms;
+    for (char c : raw) syms.push_back(byte_level::byte_to_text(static_cast<uint8_t>(c)));
+    while (syms.size() > 1) {
+      size_t best = 0;
+      int best_rank = -1;
+      for (size_t i = 0; i + 1 < syms.size(); ++i) {
+        auto it = ranks_.find({syms[i], syms[i + 1]});
+        if (it != ranks_.end() && (best_rank < 0 || it->second < best_rank)) {
+          best = i;
+          best_rank = it->second;
+        }
+      }
+      if (best_rank < 0) break;
+      syms[best] += syms[best + 1];
+      syms.erase(syms.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+    }
+    std::string acc = syms[0];
+    for (size_t i = 1; i < syms.size(); ++i) {
+      if (!merge(acc, syms[i])) return false;
+      acc += syms[i];
     }
     return true;
   }
@@ -74,6 +95,7 @@ class Builder {
   int target_;
   std::vector<std::string> tokens_;
   std::unordered_map<std::string, int> ids_;
+  std::map<std::pair<std::string, std::string>, int> ranks_;
   nlohmann::json merges_ = nlohmann::json::array();
 };
 
@@ -127,6 +149,7 @@ nlohmann::json make_byte_level_tokenizer_json(int vocab_size) {
   bool more = true;
   for (const char* p : kPairs)
     more = more && b.merge(bl(std::string(1, p[0])), bl(std::string(1, p[1])));
+  // The split regex gives " the" mid-sentence and "the" at the start of a line: make both.
   for (const char* w : kWords) more = more && b.word(std::string(" ") + w) && b.word(w);
   // Then: space + letter, letter pairs, and at last every byte pair, in a fixed order; after
   // that, pairs of earlier tokens (only reached by vocabularies above ~66k).

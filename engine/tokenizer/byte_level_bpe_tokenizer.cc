@@ -35,7 +35,10 @@ ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const nlohmann::json& tj, const std
   const auto& model = tj.at("model");
   if (!model.contains("vocab") || !model["vocab"].is_object())
     throw Error(path + ": model.vocab is missing or not an object");
+  reserve_tokens(model["vocab"].size());
   StringIdMap vocab_by_name;
+  vocab_by_name.reserve(model["vocab"].size());
+  vocab_by_bytes_.reserve(model["vocab"].size());
   for (const auto& [name, idj] : model["vocab"].items()) {
     if (!idj.is_number_integer()) throw Error(path + ": model.vocab['" + name + "'] is no id");
     int32_t id = idj.get<int32_t>();

@@ -1,6 +1,7 @@
 // load_tokenizer(): reads DIR/tokenizer.json and picks the tokenizer family from it.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "engine/common/error.h"
 #include "engine/tokenizer/byte_level_bpe_tokenizer.h"
@@ -29,7 +30,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   if (!std::filesystem::is_regular_file(path)) throw Error(path + ": no such file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open");
-  nlohmann::json tj = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  // Parsing from memory is several times faster than from the stream.
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  nlohmann::json tj = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  text = std::string();
   if (tj.is_discarded() || !tj.is_object()) throw Error(path + ": not a valid JSON object");
   if (!tj.contains("model") || !tj["model"].is_object())
     throw Error(path + ": no \"model\" object");

@@ -52,8 +52,10 @@ SentencepieceBpeTokenizer::SentencepieceBpeTokenizer(const nlohmann::json& tj,
   const auto& model = tj.at("model");
   if (!model.contains("vocab") || !model["vocab"].is_object())
     throw Error(path + ": model.vocab is missing or not an object");
+  reserve_tokens(model["vocab"].size());
   byte_fallback_ = model.value("byte_fallback", false);
   byte_id_.fill(-1);
+  vocab_.reserve(model["vocab"].size());
   for (const auto& [name, idj] : model["vocab"].items()) {
     if (!idj.is_number_integer()) throw Error(path + ": model.vocab['" + name + "'] is no id");
     int32_t id = idj.get<int32_t>();

@@ -154,6 +154,7 @@ void load_merges(const nlohmann::json& model, const StringIdMap& vocab, const st
   auto it = model.find("merges");
   if (it == model.end() || it->is_null()) return;
   if (!it->is_array()) throw Error(path + ": model.merges is not an array");
+  merges.reserve(it->size());
   std::string joined;
   for (size_t i = 0; i < it->size(); ++i) {
     auto [a, b] = parse_merge((*it)[i], path, i);

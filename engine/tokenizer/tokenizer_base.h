@@ -36,6 +36,12 @@ class TokenizerBase : public Tokenizer {
   // Appends the ids of a run of plain text (no added tokens in it).
   virtual void encode_text(std::string_view text, std::vector<int32_t>& out) const = 0;
 
+  void reserve_tokens(size_t n) {
+    bytes_.reserve(n);
+    names_.reserve(n);
+    special_.reserve(n);
+    name_to_id_.reserve(n);
+  }
   // Records token `id`: its name as tokenizer.json writes it and the bytes it decodes to.
   void set_token(int32_t id, std::string name, std::string bytes);
   // Reads "added_tokens" (they decode to their literal content).
