@@ -157,8 +157,8 @@ json parse_tools(const json& b) {
   if (!v) return json::array();
   if (!v->is_array()) throw InvalidArgument("tools", "'tools' must be a list");
   for (const auto& t : *v) {
-    if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") ||
-        !t["function"].is_object() || !t["function"].contains("name") ||
+    if (!t.is_object() || !t.contains("type") || t["type"] != "function" ||
+        !t.contains("function") || !t["function"].is_object() || !t["function"].contains("name") ||
         !t["function"]["name"].is_string())
       throw InvalidArgument(
           "tools", "each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
