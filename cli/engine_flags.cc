@@ -1,0 +1,59 @@
+#include "cli/engine_flags.h"
+
+#include "engine/common/error.h"
+
+namespace herd::cli {
+
+const std::set<std::string>& engine_value_flags() {
+  static const std::set<std::string> s = {
+      "model",        "device",    "threads",          "kv-cache-gb",   "block-size",
+      "max-num-seqs", "max-num-batched-tokens", "max-model-len", "policy",  "max-waiting"};
+  return s;
+}
+
+const std::set<std::string>& engine_switches() {
+  static const std::set<std::string> s = {"no-prefix-caching", "no-chunked-prefill"};
+  return s;
+}
+
+std::set<std::string> with_engine_value_flags(std::set<std::string> own) {
+  own.insert(engine_value_flags().begin(), engine_value_flags().end());
+  return own;
+}
+
+std::set<std::string> with_engine_switches(std::set<std::string> own) {
+  own.insert(engine_switches().begin(), engine_switches().end());
+  return own;
+}
+
+EngineOptions engine_options_from_flags(const Flags& f) {
+  EngineOptions o;
+  o.model_dir = f.required("model");
+  o.device = f.str("device", o.device);
+  o.threads = int(f.i64("threads", o.threads));
+  o.kv_cache_gb = f.f64("kv-cache-gb", o.kv_cache_gb);
+  o.block_size = int(f.i64("block-size", o.block_size));
+  o.max_num_seqs = int(f.i64("max-num-seqs", o.max_num_seqs));
+  o.max_num_batched_tokens = int(f.i64("max-num-batched-tokens", o.max_num_batched_tokens));
+  o.max_model_len = int(f.i64("max-model-len", o.max_model_len));
+  o.max_waiting = int(f.i64("max-waiting", o.max_waiting));
+  const std::string policy = f.str("policy", "optimistic");
+  if (policy == "reserve")
+    o.policy = AdmissionPolicy::kReserve;
+  else if (policy == "optimistic")
+    o.policy = AdmissionPolicy::kOptimistic;
+  else
+    throw InvalidArgument("policy", "--policy must be reserve or optimistic, got '" + policy + "'");
+  o.enable_prefix_caching = !f.has("no-prefix-caching");
+  o.enable_chunked_prefill = !f.has("no-chunked-prefill");
+  if (o.kv_cache_gb <= 0) throw InvalidArgument("kv-cache-gb", "--kv-cache-gb must be > 0");
+  if (o.block_size < 1 || o.block_size > 1024)
+    throw InvalidArgument("block-size", "--block-size must be in [1, 1024]");
+  if (o.max_num_seqs < 1) throw InvalidArgument("max-num-seqs", "--max-num-seqs must be >= 1");
+  if (o.max_num_batched_tokens < 1)
+    throw InvalidArgument("max-num-batched-tokens", "--max-num-batched-tokens must be >= 1");
+  if (o.max_model_len < 0) throw InvalidArgument("max-model-len", "--max-model-len must be >= 0");
+  return o;
+}
+
+}  // namespace herd::cli

@@ -1,0 +1,22 @@
+// Engine flags shared by every command that builds an Engine (generate, chat, serve, bench).
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "cli/flags.h"
+#include "engine/api/engine.h"
+
+namespace herd::cli {
+
+// The flag names engine_options_from_flags() reads (value flags, then switches).
+const std::set<std::string>& engine_value_flags();
+const std::set<std::string>& engine_switches();
+
+// Merges extra flag names into the engine's, for a command's own Flags parser.
+std::set<std::string> with_engine_value_flags(std::set<std::string> own);
+std::set<std::string> with_engine_switches(std::set<std::string> own);
+
+EngineOptions engine_options_from_flags(const Flags& f);
+
+}  // namespace herd::cli

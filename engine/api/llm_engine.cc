@@ -1,0 +1,408 @@
+#include "engine/api/llm_engine.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <future>
+#include <stdexcept>
+
+#include "engine/api/step_input_builder.h"
+#include "engine/common/error.h"
+#include "engine/model/weights.h"
+#include "engine/sample/validate.h"
+
+namespace herd {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+// The model's eos ids (config.json + generation_config.json), or the tokenizer's.
+std::vector<int32_t> eos_ids_of(const ModelConfig& cfg, const Tokenizer& tok) {
+  std::vector<int32_t> ids;
+  for (int64_t id : cfg.eos_token_ids) ids.push_back(int32_t(id));
+  if (ids.empty() && tok.eos_id() >= 0) ids.push_back(tok.eos_id());
+  return ids;
+}
+
+SchedulerConfig scheduler_config(const EngineOptions& o, const ModelConfig& cfg,
+                                 DType kv_dtype) {
+  SchedulerConfig s;
+  s.block_size = o.block_size;
+  const double per_block = double(KvCache::bytes_per_block(cfg, o.block_size, kv_dtype));
+  const double blocks = o.kv_cache_gb * kGiB / per_block;
+  if (blocks < 1)
+    throw InvalidArgument("kv-cache-gb", "--kv-cache-gb " + std::to_string(o.kv_cache_gb) +
+                                             " holds no KV block of this model (one block takes " +
+                                             std::to_string(int64_t(per_block)) + " bytes)");
+  s.num_blocks = int(std::min(blocks, 2e9));
+  const int64_t pool_tokens = int64_t(s.num_blocks) * o.block_size;
+  int64_t len = o.max_model_len > 0 ? o.max_model_len : cfg.max_position_embeddings;
+  if (o.max_model_len > cfg.max_position_embeddings)
+    throw InvalidArgument("max-model-len", "--max-model-len " + std::to_string(o.max_model_len) +
+                                               " exceeds the model's max_position_embeddings " +
+                                               std::to_string(cfg.max_position_embeddings));
+  if (len > pool_tokens) {
+    if (o.max_model_len > 0)
+      throw InvalidArgument("max-model-len",
+                            "--max-model-len " + std::to_string(len) + " does not fit the KV pool (" +
+                                std::to_string(pool_tokens) + " tokens); raise --kv-cache-gb");
+    std::fprintf(stderr, "[herd] max_model_len %lld -> %lld: the KV pool holds %lld tokens\n",
+                 (long long)len, (long long)pool_tokens, (long long)pool_tokens);
+    len = pool_tokens;
+  }
+  s.max_model_len = int(len);
+  s.max_num_seqs = o.max_num_seqs;
+  s.max_num_batched_tokens = o.max_num_batched_tokens;
+  s.enable_chunked_prefill = o.enable_chunked_prefill;
+  if (!o.enable_chunked_prefill && s.max_num_batched_tokens < s.max_model_len) {
+    // Without chunking a whole prompt must fit one step.
+    std::fprintf(stderr,
+                 "[herd] chunked prefill off: max_num_batched_tokens %d -> max_model_len %d\n",
+                 s.max_num_batched_tokens, s.max_model_len);
+    s.max_num_batched_tokens = s.max_model_len;
+  }
+  s.enable_prefix_caching = o.enable_prefix_caching;
+  s.policy = o.policy;
+  s.cache_salt = o.cache_salt;
+  return s;
+}
+
+}  // namespace
+
+LlmEngine::LlmEngine(EngineParts parts, const EngineOptions& opts)
+    : config_(std::move(parts.config)),
+      weights_(std::move(parts.weights)),
+      tokenizer_(std::move(parts.tokenizer)),
+      backend_(std::move(parts.backend)),
+      opts_(opts),
+      sched_config_(scheduler_config(opts, config_, backend_->kv_dtype())),
+      eos_ids_(eos_ids_of(config_, *tokenizer_)),
+      sampler_(int(config_.vocab_size)) {
+  if (opts.max_waiting < 0) throw InvalidArgument("max-waiting", "--max-waiting must be >= 0");
+  sched_ = std::make_unique<Scheduler>(sched_config_);
+  kv_ = std::make_unique<KvCache>(*backend_, config_, sched_config_.num_blocks,
+                                  sched_config_.block_size);
+  model_ = std::make_unique<LlamaModel>(config_, weights_, *backend_,
+                                        sched_config_.max_num_batched_tokens,
+                                        sched_config_.max_num_seqs);
+  logits_.resize(size_t(sched_config_.max_num_seqs) * size_t(config_.vocab_size));
+  thread_ = std::thread([this] { loop(); });
+}
+
+LlmEngine::~LlmEngine() { shutdown(); }
+
+void LlmEngine::add_request(Request req, OutputSink sink) {
+  add_locked(std::move(req), std::move(sink), /*bypass_queue_limit=*/false);
+}
+
+void LlmEngine::add_locked(Request req, OutputSink sink, bool bypass_queue_limit) {
+  if (req.id.empty()) throw InvalidArgument("request_id", "a request needs a non-empty id");
+  for (int32_t id : req.prompt_ids)
+    if (id < 0 || id >= config_.vocab_size)
+      throw InvalidArgument("prompt", "prompt token id " + std::to_string(id) +
+                                          " is outside the vocabulary [0, " +
+                                          std::to_string(config_.vocab_size) + ")");
+  validate_sampling_params(req.params, int(config_.vocab_size), int(req.prompt_ids.size()),
+                           sched_config_.max_model_len);
+
+  auto rs = std::make_unique<RequestState>();
+  rs->seed = effective_seed(req.params);
+  const int prompt_len = int(req.prompt_ids.size());
+  const int max_tokens =
+      req.params.max_tokens.value_or(sched_config_.max_model_len - prompt_len);
+  for (int i = 0; i < req.params.n; ++i)
+    rs->samples.push_back(SampleState{std::make_unique<StopChecker>(
+        *tokenizer_, req.params, eos_ids_, prompt_len, sched_config_.max_model_len)});
+
+  NewRequest nr;
+  nr.request_id = req.id;
+  nr.prompt = std::make_shared<const std::vector<int32_t>>(req.prompt_ids);
+  nr.n = req.params.n;
+  nr.max_tokens = max_tokens;
+  nr.priority = req.priority;
+  nr.cache_salt = req.cache_salt;
+  nr.handle = rs.get();
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) throw QueueFull("the engine is shutting down");
+  if (!bypass_queue_limit && num_unstarted_ >= opts_.max_waiting)
+    throw QueueFull("too many requests waiting (" + std::to_string(num_unstarted_) +
+                    "); try again later");
+  if (requests_.count(req.id))
+    throw InvalidArgument("request_id", "request id '" + req.id + "' is already live");
+  rs->group = sched_->add_request(std::move(nr));  // throws InvalidArgument on bad requests
+  for (int i = 0; i < rs->group->n(); ++i) rs->group->seq(i).handle = &rs->samples[size_t(i)];
+  rs->req = std::move(req);
+  rs->sink = std::move(sink);
+  prompt_tokens_ += prompt_len;
+  ++num_unstarted_;
+  requests_[rs->req.id] = std::move(rs);
+  cv_.notify_one();
+}
+
+void LlmEngine::abort(const std::string& request_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  pending_aborts_.push_back(request_id);
+  cv_.notify_one();
+}
+
+std::vector<std::vector<Output>> LlmEngine::generate(std::vector<Request> reqs) {
+  const size_t count = reqs.size();
+  std::vector<std::vector<Output>> results(count);
+  for (size_t i = 0; i < count; ++i) results[i].resize(size_t(std::max(reqs[i].params.n, 1)));
+  // The sinks write into this frame, so it must not be left before every request that was
+  // queued has delivered its final delta (also when a later add_request throws).
+  std::mutex rmu;
+  std::condition_variable rcv;
+  size_t finished = 0, added = 0;
+  std::vector<std::string> ids;
+  auto wait_for = [&](size_t n) {
+    std::unique_lock<std::mutex> l(rmu);
+    rcv.wait(l, [&] { return finished == n; });
+  };
+  try {
+    for (size_t i = 0; i < count; ++i) {
+      auto sink = [&, i](const Output& o) {
+        std::lock_guard<std::mutex> l(rmu);
+        Output& r = results[i][size_t(o.index)];
+        r.request_id = o.request_id;
+        r.index = o.index;
+        r.text += o.text;
+        r.token_ids.insert(r.token_ids.end(), o.token_ids.begin(), o.token_ids.end());
+        r.logprobs.insert(r.logprobs.end(), o.logprobs.begin(), o.logprobs.end());
+        if (o.finish_reason != FinishReason::kNone) {
+          r.finish_reason = o.finish_reason;
+          r.stop_reason = o.stop_reason;
+          r.error = o.error;
+        }
+        if (o.request_finished) {
+          for (Output& s : results[i]) s.usage = o.usage, s.request_finished = true;
+          ++finished;
+          rcv.notify_all();
+        }
+      };
+      ids.push_back(reqs[i].id);
+      add_locked(std::move(reqs[i]), sink, /*bypass_queue_limit=*/true);
+      ++added;
+    }
+  } catch (...) {
+    for (size_t i = 0; i < added; ++i) abort(ids[i]);
+    wait_for(added);
+    throw;
+  }
+  wait_for(count);
+  return results;
+}
+
+EngineStats LlmEngine::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const SchedulerStats s = sched_->stats();
+  EngineStats e;
+  e.running = s.running;
+  e.waiting = s.waiting;
+  e.kv_usage = s.kv.usage;
+  e.num_blocks = s.kv.num_blocks;
+  e.free_blocks = s.kv.free_blocks;
+  e.prefix_queries_tokens = s.kv.prefix_queries_tokens;
+  e.prefix_hits_tokens = s.kv.prefix_hits_tokens;
+  e.preemptions = s.preemptions;
+  e.prompt_tokens = prompt_tokens_;
+  e.generation_tokens = generation_tokens_;
+  e.steps = steps_;
+  return e;
+}
+
+void LlmEngine::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  std::vector<Delivery> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_all_locked("the engine shut down", out);
+  }
+  deliver(out);
+}
+
+void LlmEngine::loop() {
+  while (true) {
+    bool ran = false;
+    try {
+      ran = run_step();
+    } catch (const std::exception& e) {
+      // A failed step fails the requests in it; the engine keeps serving the next ones.
+      std::vector<Delivery> out;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::fprintf(stderr, "[herd] engine step failed: %s\n", e.what());
+        fail_all_locked(std::string("engine error: ") + e.what(), out);
+      }
+      deliver(out);
+      continue;
+    }
+    if (ran) continue;
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] {
+      return stopping_ || !pending_aborts_.empty() || sched_->has_unfinished();
+    });
+    if (stopping_) return;
+  }
+}
+
+bool LlmEngine::run_step() {
+  std::vector<Delivery> out;
+  StepPlan plan;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    apply_aborts_locked(out);
+    if (stopping_) {
+      deliver(out);
+      return false;
+    }
+    plan = sched_->schedule();
+    for (const ScheduledSeq& e : plan.entries) {
+      auto* rs = static_cast<RequestState*>(e.seq->group().handle);
+      if (!rs->started) rs->started = true, --num_unstarted_;
+    }
+    if (!plan.empty()) build_step_input(plan, sched_config_.block_size, step_input_);
+  }
+  if (plan.empty()) {
+    deliver(out);
+    return !out.empty();
+  }
+
+  model_->forward(step_input_, *kv_, logits_.data());
+
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const size_t vocab = size_t(config_.vocab_size);
+    std::vector<int32_t> sampled;
+    std::vector<std::optional<TokenLogprob>> logprobs;
+    size_t row = 0;
+    for (const ScheduledSeq& e : plan.entries) {
+      if (!e.sample) continue;
+      Sequence& seq = *e.seq;
+      const auto* rs = static_cast<RequestState*>(seq.group().handle);
+      SampleInput in;
+      in.params = &rs->req.params;
+      in.seed = rs->seed;
+      in.sample_index = uint32_t(seq.index());
+      in.prompt_ids = seq.prompt();
+      in.output_ids = seq.output();
+      in.eos_ids = eos_ids_;
+      SampleResult r = sampler_.sample(std::span<float>(logits_.data() + row * vocab, vocab), in);
+      ++row;
+      sampled.push_back(r.token);
+      logprobs.push_back(std::move(r.logprob));
+    }
+    sched_->on_step_done(plan, sampled);
+    ++steps_;
+
+    size_t k = 0;
+    for (const ScheduledSeq& e : plan.entries) {
+      if (!e.sample) continue;
+      Sequence& seq = *e.seq;
+      const int32_t token = sampled[k];
+      std::optional<TokenLogprob> lp = std::move(logprobs[k]);
+      ++k;
+      auto* rs = static_cast<RequestState*>(seq.group().handle);
+      auto* ss = static_cast<SampleState*>(seq.handle);
+      if (ss->stop->finished()) continue;
+      StopChecker::Step st = ss->stop->push(token);
+      ++generation_tokens_;
+      ++rs->completion_tokens;
+      if (st.finish != FinishReason::kNone && !seq.finished()) sched_->finish(&seq, st.finish);
+      if (st.finish == FinishReason::kNone && seq.finished()) {
+        // The scheduler hit a length limit the stop checker does not know (cannot happen
+        // while both use the same max_tokens and max_model_len; kept as a safety net).
+        st.finish = FinishReason::kLength;
+      }
+      Output o;
+      o.request_id = rs->req.id;
+      o.index = seq.index();
+      o.text = std::move(st.text);
+      o.token_ids.push_back(token);
+      if (lp) o.logprobs.push_back(std::move(*lp));
+      o.finish_reason = st.finish;
+      o.stop_reason = std::move(st.stop_reason);
+      out.emplace_back(rs->sink, std::move(o));
+      if (rs->group->finished()) finish_request_locked(*rs, out);
+    }
+    if (check_invariants_) sched_->check_invariants();
+  }
+  deliver(out);
+  return true;
+}
+
+// The last delta already in `out` for this request becomes the request's final one.
+void LlmEngine::finish_request_locked(RequestState& rs, std::vector<Delivery>& out) {
+  Usage u;
+  u.prompt_tokens = int(rs.req.prompt_ids.size());
+  u.completion_tokens = rs.completion_tokens;
+  u.cached_prompt_tokens = std::max(0, rs.group->seq(0).num_cached_prompt_tokens());
+  bool marked = false;
+  for (auto it = out.rbegin(); it != out.rend() && !marked; ++it) {
+    if (it->second.request_id == rs.req.id) {
+      it->second.request_finished = true;
+      it->second.usage = u;
+      marked = true;
+    }
+  }
+  if (!marked) {  // every sample had already sent its last delta: send an empty final one
+    Output o;
+    o.request_id = rs.req.id;
+    o.request_finished = true;
+    o.usage = u;
+    out.emplace_back(rs.sink, std::move(o));
+  }
+  if (!rs.started) --num_unstarted_;
+  requests_.erase(rs.req.id);  // destroys rs
+}
+
+Output LlmEngine::final_abort_output(const RequestState& rs, int index,
+                                     const std::string& error) const {
+  Output o;
+  o.request_id = rs.req.id;
+  o.index = index;
+  o.finish_reason = FinishReason::kAbort;
+  o.error = error;
+  return o;
+}
+
+void LlmEngine::apply_aborts_locked(std::vector<Delivery>& out) {
+  while (!pending_aborts_.empty()) {
+    const std::string id = std::move(pending_aborts_.front());
+    pending_aborts_.pop_front();
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;  // unknown or already finished: ignored
+    RequestState& rs = *it->second;
+    for (int i = 0; i < rs.group->n(); ++i)
+      if (!rs.group->seq(i).finished()) out.emplace_back(rs.sink, final_abort_output(rs, i, ""));
+    sched_->abort(id);
+    finish_request_locked(rs, out);
+  }
+}
+
+void LlmEngine::fail_all_locked(const std::string& error, std::vector<Delivery>& out) {
+  std::vector<std::string> ids;
+  for (const auto& [id, rs] : requests_) ids.push_back(id);
+  for (const std::string& id : ids) {
+    RequestState& rs = *requests_.at(id);
+    for (int i = 0; i < rs.group->n(); ++i)
+      if (!rs.group->seq(i).finished())
+        out.emplace_back(rs.sink, final_abort_output(rs, i, error));
+    sched_->abort(id);
+    finish_request_locked(rs, out);
+  }
+}
+
+void LlmEngine::deliver(std::vector<Delivery>& out) {
+  for (auto& [sink, o] : out)
+    if (sink) sink(o);
+  out.clear();
+}
+
+}  // namespace herd

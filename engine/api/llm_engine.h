@@ -1,0 +1,121 @@
+// LlmEngine: the Engine behind Engine::create. It glues the scheduler (engine/sched), the
+// model (engine/model) and the sampler/stop checker (engine/sample) into one step loop on its
+// own thread:
+//
+//   lock; apply queued aborts; plan = schedule(); build step buffers; unlock
+//   forward (no lock held: submitters are never blocked by the model)
+//   lock; sample each entry with `sample`; on_step_done; stop checks; make Output deltas; unlock
+//   call the sinks (no lock held, so a sink may call abort() or add_request())
+//
+// add_request() runs the scheduler's admission checks synchronously under the lock, so bad
+// requests fail in the caller with InvalidArgument. abort() only queues the id: the engine
+// thread applies it at the start of the next step (at most one forward later), before any new
+// block is handed out, and sends the final kAbort delta.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/api/engine.h"
+#include "engine/model/config.h"
+#include "engine/model/llama.h"
+#include "engine/sample/sampler.h"
+#include "engine/sample/stop_checker.h"
+#include "engine/sched/scheduler.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "kernels/backend.h"
+
+namespace herd {
+
+struct LlamaWeights;
+
+// Everything an engine is built from, already loaded (Engine::create reads them from disk;
+// tests build them in memory).
+struct EngineParts {
+  ModelConfig config;
+  std::shared_ptr<const LlamaWeights> weights;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Backend> backend;
+};
+
+class LlmEngine final : public Engine {
+ public:
+  LlmEngine(EngineParts parts, const EngineOptions& opts);
+  ~LlmEngine() override;
+
+  void add_request(Request req, OutputSink sink) override;
+  void abort(const std::string& request_id) override;
+  std::vector<std::vector<Output>> generate(std::vector<Request> reqs) override;
+
+  const Tokenizer& tokenizer() const override { return *tokenizer_; }
+  const ModelConfig& model_config() const override { return config_; }
+  int max_model_len() const override { return sched_config_.max_model_len; }
+  EngineStats stats() const override;
+  void shutdown() override;
+
+  // Test hook: check the scheduler's invariants after every step (throws on the engine thread,
+  // which fails every live request with the message).
+  void set_check_invariants(bool on) { check_invariants_ = on; }
+
+ private:
+  struct SampleState {
+    std::unique_ptr<StopChecker> stop;
+  };
+  struct RequestState {
+    Request req;
+    OutputSink sink;
+    uint64_t seed = 0;
+    std::vector<SampleState> samples;
+    std::shared_ptr<SequenceGroup> group;
+    bool started = false;  // some sample was scheduled (no longer counts as waiting)
+    int completion_tokens = 0;
+  };
+  using Delivery = std::pair<OutputSink, Output>;
+
+  void add_locked(Request req, OutputSink sink, bool bypass_queue_limit);
+  void loop();
+  bool run_step();  // false when there was nothing to run
+  void apply_aborts_locked(std::vector<Delivery>& out);
+  void finish_request_locked(RequestState& rs, std::vector<Delivery>& out);
+  void fail_all_locked(const std::string& error, std::vector<Delivery>& out);
+  Output final_abort_output(const RequestState& rs, int index, const std::string& error) const;
+  static void deliver(std::vector<Delivery>& out);
+
+  ModelConfig config_;
+  std::shared_ptr<const LlamaWeights> weights_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Backend> backend_;
+  EngineOptions opts_;
+  SchedulerConfig sched_config_;
+  std::vector<int32_t> eos_ids_;
+
+  // Engine-thread only (no lock needed).
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<LlamaModel> model_;
+  Sampler sampler_;
+  StepInput step_input_;
+  std::vector<float> logits_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable cv_;
+  std::unique_ptr<Scheduler> sched_;
+  std::unordered_map<std::string, std::unique_ptr<RequestState>> requests_;
+  std::deque<std::string> pending_aborts_;
+  int num_unstarted_ = 0;
+  bool stopping_ = false;
+  bool check_invariants_ = false;
+  int64_t prompt_tokens_ = 0;
+  int64_t generation_tokens_ = 0;
+  int64_t steps_ = 0;
+
+  std::thread thread_;
+};
+
+}  // namespace herd
