@@ -6,59 +6,22 @@
 //
 // usage: bench_cpu_kernels [--threads N] [--seconds S] [--buffer-gb G]
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "benchmarks/bench_util.h"
 #include "engine/common/dtype.h"
-#include "hwy/targets.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown CPU";
-}
-
-// One streaming read of `bytes` with the pool, in GB/s: each task sums a contiguous 8 MiB
-// chunk as 64-bit integers (integer adds vectorize without reassociation worries).
-double read_pass(herd::cpu::ThreadPool& pool, const uint64_t* data, size_t bytes) {
-  const size_t words = bytes / 8, chunk = (8u << 20) / 8;
-  const int64_t tasks = int64_t((words + chunk - 1) / chunk);
-  std::vector<uint64_t> sums(static_cast<size_t>(tasks));
-  const auto t0 = Clock::now();
-  pool.parallel_for(tasks, [&](int64_t t, int) {
-    const uint64_t* p = data + size_t(t) * chunk;
-    const size_t n = std::min(chunk, words - size_t(t) * chunk);
-    uint64_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (size_t i = 0; i + 8 <= n; i += 8)
-      for (int j = 0; j < 8; ++j) s[j] += p[i + size_t(j)];
-    sums[size_t(t)] = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
-  });
-  const double gbps = double(bytes) / seconds_since(t0) / 1e9;
-  uint64_t total = 0;
-  for (uint64_t v : sums) total += v;
-  if (total == 42) std::printf(" ");  // keeps the sums observable
-  return gbps;
-}
+using herd::bench::Clock;
+using herd::bench::seconds_since;
 
 // Seconds of one linear() call on [n, k] x [o, k]^T bf16 weights.
 double linear_pass(herd::Backend& be, const std::vector<float>& x, std::vector<float>& out,
@@ -92,18 +55,11 @@ int main(int argc, char** argv) {
   herd::cpu::ThreadPool pool(threads);  // same thread count as the backend's own pool
   auto be = herd::make_cpu_backend(threads);
 
-  std::printf("command:");
-  for (int i = 0; i < argc; ++i) std::printf(" %s", argv[i]);
-  std::printf("\nmachine: %s, %d threads, SIMD target %s\n", cpu_model().c_str(), pool.size(),
-              hwy::TargetName(hwy::SupportedAndGeneratedTargets().front()));
+  herd::bench::print_command_and_machine(argc, argv, pool.size());
 
-  const size_t bytes = size_t(buffer_gb * (1u << 30)) / 64 * 64;
-  std::vector<uint64_t> buffer(bytes / 8);
-  pool.parallel_for(64, [&](int64_t t, int) {  // first touch from the pool's threads
-    const size_t per = buffer.size() / 64;
-    for (size_t i = size_t(t) * per; i < (t == 63 ? buffer.size() : size_t(t + 1) * per); ++i)
-      buffer[i] = i;
-  });
+  const std::vector<uint64_t> buffer =
+      herd::bench::make_read_buffer(pool, size_t(buffer_gb * (1u << 30)));
+  const size_t bytes = buffer.size() * 8;
   std::printf(
       "read bandwidth: streaming sum over a %.2f GB buffer, same threads; linear weights are\n"
       "rotated through 8 copies (256 MiB) so they come from DRAM. Both are best-of,\n"
@@ -130,8 +86,9 @@ int main(int argc, char** argv) {
         // The sum reads the buffer in pieces as large as one weight matrix, so that the two
         // best-of figures are taken over intervals of the same length.
         for (int rep = 0; rep < 8; ++rep, piece = (piece + 1) % pieces) {
-          best_bw = std::max(best_bw,
-                             read_pass(pool, buffer.data() + piece * piece_words, piece_words * 8));
+          best_bw = std::max(
+              best_bw,
+              herd::bench::read_pass(pool, buffer.data() + piece * piece_words, piece_words * 8));
         }
         for (int rep = 0; rep < 8; ++rep, which = (which + 1) % weights.size()) {
           best_s = std::min(best_s, linear_pass(*be, x, out, n, c.o, c.k, weights[which]));
