@@ -41,10 +41,14 @@ void launch(const void* src, int64_t count, D* out, cudaStream_t stream) {
 template <typename D>
 void dispatch(const void* src, DType dtype, int64_t count, D* out, cudaStream_t stream) {
   switch (dtype) {
-    case DType::kF32: return launch<float, D>(src, count, out, stream);
-    case DType::kF16: return launch<__half, D>(src, count, out, stream);
-    case DType::kBF16: return launch<bf16, D>(src, count, out, stream);
-    case DType::kI32: break;
+    case DType::kF32:
+      return launch<float, D>(src, count, out, stream);
+    case DType::kF16:
+      return launch<__half, D>(src, count, out, stream);
+    case DType::kBF16:
+      return launch<bf16, D>(src, count, out, stream);
+    case DType::kI32:
+      break;
   }
   throw Error("cuda backend: cannot convert I32 data to a float type");
 }

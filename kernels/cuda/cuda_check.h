@@ -27,23 +27,23 @@ namespace herd::cuda {
 
 }  // namespace herd::cuda
 
-#define HERD_CUDA_CHECK(call)                                                    \
-  do {                                                                           \
-    const cudaError_t herd_e_ = (call);                                          \
+#define HERD_CUDA_CHECK(call)                                                                 \
+  do {                                                                                        \
+    const cudaError_t herd_e_ = (call);                                                       \
     if (herd_e_ != cudaSuccess) ::herd::cuda::throw_cuda(herd_e_, #call, __FILE__, __LINE__); \
   } while (0)
 
 // After a kernel launch: a bad configuration shows up here, a fault in the kernel at the next
 // synchronizing call.
-#define HERD_CUDA_CHECK_LAUNCH(name)                                                    \
-  do {                                                                                  \
-    const cudaError_t herd_e_ = cudaGetLastError();                                     \
+#define HERD_CUDA_CHECK_LAUNCH(name)                                                         \
+  do {                                                                                       \
+    const cudaError_t herd_e_ = cudaGetLastError();                                          \
     if (herd_e_ != cudaSuccess) ::herd::cuda::throw_cuda(herd_e_, name, __FILE__, __LINE__); \
   } while (0)
 
-#define HERD_CUBLAS_CHECK(call)                                                          \
-  do {                                                                                   \
-    const cublasStatus_t herd_s_ = (call);                                               \
-    if (herd_s_ != CUBLAS_STATUS_SUCCESS)                                                \
-      ::herd::cuda::throw_cublas(herd_s_, #call, __FILE__, __LINE__);                    \
+#define HERD_CUBLAS_CHECK(call)                                       \
+  do {                                                                \
+    const cublasStatus_t herd_s_ = (call);                            \
+    if (herd_s_ != CUBLAS_STATUS_SUCCESS)                             \
+      ::herd::cuda::throw_cublas(herd_s_, #call, __FILE__, __LINE__); \
   } while (0)

@@ -15,8 +15,8 @@
 namespace herd::cuda {
 
 // out[t] = table[ids[t]] as BF16; ids outside [0, vocab) give a zero row.
-void embedding(const void* table, DType table_dtype, int64_t vocab, int64_t dim,
-               const int32_t* ids, int64_t n, void* out, cudaStream_t stream);
+void embedding(const void* table, DType table_dtype, int64_t vocab, int64_t dim, const int32_t* ids,
+               int64_t n, void* out, cudaStream_t stream);
 
 // If residual is non-null: residual += x (rounded to BF16) and the norm is taken of residual;
 // else of x. out = normed * weight, per row of dim.

@@ -20,8 +20,8 @@ bool device_usable(int device, std::string* why) {
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
     cudaGetLastError();  // clear it so it does not surface at an unrelated later call
-    return fail(std::string("no CUDA device: cudaGetDeviceCount returned ") +
-                cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+    return fail(std::string("no CUDA device: cudaGetDeviceCount returned ") + cudaGetErrorName(e) +
+                " (" + cudaGetErrorString(e) + ")");
   }
   if (count == 0) return fail("no CUDA device: cudaGetDeviceCount found 0 devices");
   if (device < 0 || device >= count) {
@@ -38,8 +38,8 @@ bool device_usable(int device, std::string* why) {
   // The library holds sm_90a machine code only (no PTX), so nothing else can run it.
   if (p.major != 9 || p.minor != 0) {
     return fail(std::string("CUDA device ") + std::to_string(device) + " is " + p.name +
-                " (compute capability " + std::to_string(p.major) + "." +
-                std::to_string(p.minor) + "); herd's CUDA kernels are built for sm_90a only");
+                " (compute capability " + std::to_string(p.major) + "." + std::to_string(p.minor) +
+                "); herd's CUDA kernels are built for sm_90a only");
   }
   return true;
 }

@@ -1,0 +1,361 @@
+// The CUDA Backend: checks every op's shapes and dtypes on the host (a mismatch is a bug in the
+// caller and throws herd::Error naming the op and tensor, as the CPU backend does), then
+// enqueues the kernels of cuda_ops.h / cuBLASLt on one stream. Nothing here synchronizes
+// except download() and synchronize(), so a forward pass is one uninterrupted stream of work.
+// Index arrays (ids, positions, slots, the AttentionBatch arrays) live on the device and are
+// not checked here: reading them would need a synchronization (see the kernels for what a bad
+// index does).
+#include "kernels/cuda/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <sstream>
+#include <string>
+
+#include "engine/common/error.h"
+#include "kernels/backend.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/device_info.h"
+#include "kernels/cuda/lt_matmul.h"
+
+namespace herd {
+namespace {
+
+std::string describe(const Tensor& t) {
+  std::ostringstream s;
+  s << "[" << t.rows << ", " << t.cols << "] " << dtype_name(t.dtype);
+  return s.str();
+}
+
+void check(bool ok, const char* op, const std::string& what) {
+  if (!ok) throw Error(std::string("cuda backend ") + op + ": " + what);
+}
+
+void check_bf16(const Tensor& t, const char* op, const char* name) {
+  check(t.dtype == DType::kBF16 && t.data != nullptr, op,
+        std::string(name) + " must be BF16 with data, got " + describe(t));
+}
+
+bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+void check_float(const Tensor& t, const char* op, const char* name) {
+  check(is_float(t.dtype), op, std::string(name) + " must be F32, F16 or BF16, got " + describe(t));
+  check(t.data != nullptr, op, std::string(name) + " has no data");
+}
+
+void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* an,
+                      const char* bn) {
+  check(a.rows == b.rows && a.cols == b.cols, op,
+        std::string(an) + " " + describe(a) + " and " + bn + " " + describe(b) +
+            " must have the same shape");
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    std::string why;
+    if (!cuda::device_usable(device, &why)) throw Error("cuda backend: " + why);
+    HERD_CUDA_CHECK(cudaSetDevice(device));
+    HERD_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
+    HERD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    try {
+      lt_ = std::make_unique<cuda::LtMatmul>();
+    } catch (...) {
+      cudaStreamDestroy(stream_);
+      throw;
+    }
+  }
+
+  ~CudaBackend() override {
+    // Destructors cannot report: an error here was already sticky and surfaced at an earlier
+    // call, or leaves nothing to clean up.
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    lt_.reset();
+    cudaFree(attn_workspace_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return "cuda"; }
+  DType activation_dtype() const override { return DType::kBF16; }
+  DType kv_dtype() const override { return DType::kBF16; }
+
+  // ---- memory ---------------------------------------------------------------------------
+  void* allocate(size_t bytes) override {
+    activate();
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 1));
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      size_t free_bytes = 0, total = 0;
+      cudaMemGetInfo(&free_bytes, &total);
+      throw Error("cuda backend allocate: cudaMalloc of " + std::to_string(bytes) +
+                  " bytes failed (" + cudaGetErrorString(e) + "); " +
+                  std::to_string(free_bytes >> 20) + " MiB of " + std::to_string(total >> 20) +
+                  " MiB free");
+    }
+    return p;
+  }
+
+  void deallocate(void* p) override {
+    if (p == nullptr) return;
+    activate();
+    // Work still queued may read p: let it finish first. No throw (called from destructors);
+    // a failure here is a sticky device error that the next checked call reports.
+    cudaStreamSynchronize(stream_);
+    cudaFree(p);
+  }
+
+  void upload(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    activate();
+    HERD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    // From pageable memory the call returns once src has been staged, so the caller may reuse
+    // it; from pinned memory the copy is truly asynchronous, so wait for it.
+    cudaPointerAttributes attr{};
+    if (cudaPointerGetAttributes(&attr, src) == cudaSuccess && attr.type == cudaMemoryTypeHost)
+      HERD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cudaGetLastError();  // cudaPointerGetAttributes may leave an error for unregistered memory
+  }
+
+  void download(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    activate();
+    HERD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    HERD_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the caller reads dst next
+  }
+
+  void synchronize() override {
+    activate();
+    HERD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  Tensor adopt_weight(const Tensor& host) override;
+  void release_weight(const Tensor& w) override { deallocate(w.data); }
+
+  // ---- ops ------------------------------------------------------------------------------
+  void embedding(const Tensor& table, const int32_t* ids, Tensor& out) override {
+    check_float(table, "embedding", "table");
+    check_bf16(out, "embedding", "out");
+    check(out.cols == table.cols, "embedding",
+          "out " + describe(out) + " must have the table's width " + describe(table));
+    activate();
+    cuda::embedding(table.data, table.dtype, table.rows, table.cols, ids, out.rows, out.data,
+                    stream_);
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    check_norm(x, weight, out, "rms_norm");
+    activate();
+    cuda::rms_norm(nullptr, x.data, x.rows, x.cols, weight.data, weight.dtype, eps, out.data,
+                   stream_);
+  }
+
+  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
+                    Tensor& out) override {
+    check_norm(x, weight, out, "add_rms_norm");
+    check_bf16(residual, "add_rms_norm", "residual");
+    check_same_shape(residual, x, "add_rms_norm", "residual", "x");
+    activate();
+    cuda::rms_norm(residual.data, x.data, x.rows, x.cols, weight.data, weight.dtype, eps, out.data,
+                   stream_);
+  }
+
+  void linear(const Tensor& x, const Tensor& w, Tensor& out) override {
+    check_bf16(x, "linear", "x");
+    check_bf16(out, "linear", "out");
+    check(w.dtype == DType::kBF16 && w.data != nullptr, "linear",
+          "w must be a BF16 device weight from adopt_weight(), got " + describe(w));
+    check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, "linear",
+          "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
+              describe(out));
+    activate();
+    lt_->run(x.data, x.rows, x.cols, w.data, w.rows, out.data, stream_);
+  }
+
+  void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,
+            const float* inv_freq) override {
+    check_bf16(x, "rope", "x");
+    check(head_dim > 0 && head_dim % 2 == 0 && x.cols == int64_t(num_heads) * head_dim, "rope",
+          "x " + describe(x) + " is not num_heads " + std::to_string(num_heads) +
+              " x even head_dim " + std::to_string(head_dim));
+    activate();
+    cuda::rope(x.data, x.rows, num_heads, head_dim, positions, inv_freq, stream_);
+  }
+
+  void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    check_bf16(gate, "swiglu", "gate");
+    check_bf16(up, "swiglu", "up");
+    check_bf16(out, "swiglu", "out");
+    check_same_shape(gate, up, "swiglu", "gate", "up");
+    check_same_shape(gate, out, "swiglu", "gate", "out");
+    activate();
+    cuda::swiglu(gate.data, up.data, gate.numel(), out.data, stream_);
+  }
+
+  void kv_write(const Tensor& k, const Tensor& v, const int32_t* slots, KvLayer& layer) override;
+  void paged_attention(const Tensor& q, const KvLayer& layer, const AttentionBatch& b,
+                       int num_heads, float scale, Tensor& out) override;
+
+  void gather_rows(const Tensor& x, const int32_t* rows, Tensor& out) override {
+    check(x.dtype == out.dtype && x.cols == out.cols && x.data && out.data, "gather_rows",
+          "out " + describe(out) + " must match x " + describe(x) + " in dtype and width");
+    activate();
+    cuda::gather_rows(x.data, x.rows, size_t(x.cols) * dtype_size(x.dtype), rows, out.rows,
+                      out.data, stream_);
+  }
+
+  void to_f32(const Tensor& x, Tensor& out) override {
+    check_float(x, "to_f32", "x");
+    check(out.dtype == DType::kF32 && out.data != nullptr, "to_f32",
+          "out must be F32 with data, got " + describe(out));
+    check_same_shape(x, out, "to_f32", "x", "out");
+    activate();
+    cuda::convert_to_f32(x.data, x.dtype, x.numel(), out.as<float>(), stream_);
+  }
+
+ private:
+  // The runtime's current device is per host thread; the engine may call from a thread other
+  // than the one that built the backend.
+  void activate() { HERD_CUDA_CHECK(cudaSetDevice(device_)); }
+
+  static void check_norm(const Tensor& x, const Tensor& weight, const Tensor& out, const char* op) {
+    check_bf16(x, op, "x");
+    check_bf16(out, op, "out");
+    check_float(weight, op, "weight");
+    check(weight.numel() == x.cols, op,
+          "weight " + describe(weight) + " must hold one value per column of x " + describe(x));
+    check_same_shape(x, out, op, "x", "out");
+  }
+
+  int device_ = 0;
+  int sm_count_ = 0;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::LtMatmul> lt_;
+  void* attn_workspace_ = nullptr;  // split-K partials, grown on demand
+  size_t attn_workspace_bytes_ = 0;
+};
+
+// Matrices become BF16 (cuBLASLt multiplies BF16 by BF16); F32/F16 ones are converted on the
+// device through a staging buffer. One-row weights (the norms' scales) are read by kernels that
+// take any float dtype, so they keep theirs and lose no precision.
+Tensor CudaBackend::adopt_weight(const Tensor& host) {
+  check_float(host, "adopt_weight", "weight");
+  activate();
+  Tensor dev = host;
+  const bool convert = host.rows > 1 && host.dtype != DType::kBF16;
+  if (convert) dev.dtype = DType::kBF16;
+  dev.data = allocate(dev.bytes());
+  try {
+    if (!convert) {
+      HERD_CUDA_CHECK(
+          cudaMemcpyAsync(dev.data, host.data, host.bytes(), cudaMemcpyHostToDevice, stream_));
+    } else {
+      // 64 MiB of source at a time: bounded extra device memory, copies long enough to run
+      // at full PCIe speed.
+      const size_t elem = dtype_size(host.dtype);
+      const int64_t chunk = int64_t((size_t(64) << 20) / elem);
+      const int64_t total = host.numel();
+      void* staging = allocate(size_t(std::min(chunk, total)) * elem);
+      try {
+        for (int64_t begin = 0; begin < total; begin += chunk) {
+          const int64_t count = std::min(chunk, total - begin);
+          // Stream order keeps the next copy into staging behind the conversion reading it.
+          HERD_CUDA_CHECK(
+              cudaMemcpyAsync(staging, static_cast<const char*>(host.data) + size_t(begin) * elem,
+                              size_t(count) * elem, cudaMemcpyHostToDevice, stream_));
+          cuda::convert_to_bf16(staging, host.dtype, count,
+                                static_cast<char*>(dev.data) + size_t(begin) * 2, stream_);
+        }
+      } catch (...) {
+        deallocate(staging);
+        throw;
+      }
+      deallocate(staging);  // synchronizes first
+    }
+    HERD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  } catch (...) {
+    deallocate(dev.data);
+    throw;
+  }
+  return dev;
+}
+
+void CudaBackend::kv_write(const Tensor& k, const Tensor& v, const int32_t* slots, KvLayer& layer) {
+  const int64_t width = int64_t(layer.num_kv_heads) * layer.head_dim;
+  check_bf16(k, "kv_write", "k");
+  check_bf16(v, "kv_write", "v");
+  check_bf16(layer.k, "kv_write", "cache k");
+  check_bf16(layer.v, "kv_write", "cache v");
+  check_same_shape(k, v, "kv_write", "k", "v");
+  check_same_shape(layer.k, layer.v, "kv_write", "cache k", "cache v");
+  check(k.cols == width && layer.k.cols == width, "kv_write",
+        "k " + describe(k) + " and cache " + describe(layer.k) + " must be num_kv_heads * " +
+            "head_dim = " + std::to_string(width) + " wide");
+  activate();
+  cuda::kv_write(k.data, v.data, k.rows, width, slots, layer.k.data, layer.v.data, layer.k.rows,
+                 stream_);
+}
+
+void CudaBackend::paged_attention(const Tensor& q, const KvLayer& layer, const AttentionBatch& b,
+                                  int num_heads, float scale, Tensor& out) {
+  const char* op = "paged_attention";
+  check_bf16(q, op, "q");
+  check_bf16(out, op, "out");
+  check_bf16(layer.k, op, "cache k");
+  check_bf16(layer.v, op, "cache v");
+  check(layer.num_kv_heads > 0 && num_heads % layer.num_kv_heads == 0 && layer.head_dim > 0 &&
+            layer.block_size > 0,
+        op,
+        "num_heads " + std::to_string(num_heads) + " must be a multiple of num_kv_heads " +
+            std::to_string(layer.num_kv_heads));
+  check(num_heads / layer.num_kv_heads <= 64, op,
+        "GQA groups of more than 64 query heads per kv head are not supported");
+  check(cuda::attention_head_dim_supported(layer.head_dim), op,
+        "head_dim " + std::to_string(layer.head_dim) + " is not compiled in (64, 128)");
+  check(q.cols == int64_t(num_heads) * layer.head_dim && q.rows == b.num_tokens, op,
+        "q " + describe(q) + " must be num_tokens x num_heads * head_dim");
+  check_same_shape(q, out, op, "q", "out");
+  check(layer.k.cols == int64_t(layer.num_kv_heads) * layer.head_dim, op,
+        "cache " + describe(layer.k) + " must be num_kv_heads * head_dim wide");
+  // The kernel moves Q, K, V and out 16 bytes at a time.
+  for (const void* p : {q.data, out.data, layer.k.data, layer.v.data})
+    check(reinterpret_cast<uintptr_t>(p) % 16 == 0, op,
+          "q, out and the caches must be 16-byte aligned");
+  check(b.num_seqs >= 0 && b.max_blocks_per_seq >= 0 && b.max_seq_len >= 0, op,
+        "negative sizes in the batch");
+  if (b.num_seqs == 0 || b.num_tokens == 0) return;
+  activate();
+  const int group = num_heads / layer.num_kv_heads;
+  const int splits = cuda::attention_splits(b, layer.num_kv_heads, group, sm_count_);
+  const size_t ws = cuda::attention_workspace_bytes(b, num_heads, layer.head_dim, splits);
+  if (ws > attn_workspace_bytes_) {
+    deallocate(attn_workspace_);
+    attn_workspace_ = nullptr;
+    attn_workspace_bytes_ = 0;
+    attn_workspace_ = allocate(ws);
+    attn_workspace_bytes_ = ws;
+  }
+  cuda::PagedAttentionArgs a;
+  a.q = q.data;
+  a.k_cache = layer.k.data;
+  a.v_cache = layer.v.data;
+  a.out = out.data;
+  a.cache_rows = layer.k.rows;
+  a.block_size = layer.block_size;
+  a.num_heads = num_heads;
+  a.num_kv_heads = layer.num_kv_heads;
+  a.head_dim = layer.head_dim;
+  a.scale = scale;
+  cuda::paged_attention(a, b, splits, attn_workspace_, stream_);
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device) {
+  return std::make_unique<CudaBackend>(device);
+}
+
+}  // namespace herd

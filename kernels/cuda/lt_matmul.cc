@@ -1,0 +1,110 @@
+// cuBLASLt plans (descriptor, layouts, heuristic's algorithm) built on first use of a shape.
+#include "kernels/cuda/lt_matmul.h"
+
+#include <algorithm>
+#include <string>
+
+#include "kernels/cuda/cuda_check.h"
+
+namespace herd::cuda {
+namespace {
+
+// NVIDIA's recommendation for Hopper: 32 MiB lets cuBLASLt use its split-K and stream-K
+// kernels for every shape.
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
+// Largest power of two (up to 256) dividing the address: cuBLASLt's heuristic assumes 256-byte
+// aligned operands unless told otherwise, and a kernel chosen under that assumption may fault
+// on a less aligned slice.
+uint32_t alignment(const void* p) {
+  const auto v = reinterpret_cast<uintptr_t>(p);
+  uint32_t a = 256;
+  while (a > 1 && v % a != 0) a /= 2;
+  return a;
+}
+
+}  // namespace
+
+LtMatmul::LtMatmul() {
+  HERD_CUBLAS_CHECK(cublasLtCreate(&handle_));
+  workspace_bytes_ = kWorkspaceBytes;
+  const cudaError_t e = cudaMalloc(&workspace_, workspace_bytes_);
+  if (e != cudaSuccess) {
+    cublasLtDestroy(handle_);
+    throw_cuda(e, "cudaMalloc of the cuBLASLt workspace", __FILE__, __LINE__);
+  }
+}
+
+LtMatmul::~LtMatmul() {
+  for (auto& [key, p] : plans_) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatmulDescDestroy(p.op);
+  }
+  cudaFree(workspace_);
+  cublasLtDestroy(handle_);
+}
+
+const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
+  if (auto it = plans_.find(key); it != plans_.end()) return it->second;
+  const auto [n, k, o, align] = key;
+  Plan p;
+  HERD_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
+  HERD_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a, sizeof(trans_a)));
+  HERD_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof(trans_b)));
+  // Column-major views of the row-major tensors: w is k x o (ld k), x is k x n (ld k), out is
+  // o x n (ld o).
+  HERD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, uint64_t(k), uint64_t(o), k));
+  HERD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, uint64_t(k), uint64_t(n), k));
+  HERD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_16BF, uint64_t(o), uint64_t(n), o));
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  HERD_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_, sizeof(workspace_bytes_));
+  for (auto attr :
+       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES}) {
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof(align));
+  }
+  if (st == CUBLAS_STATUS_SUCCESS)
+    st =
+        cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatmulDescDestroy(p.op);
+    if (st != CUBLAS_STATUS_SUCCESS)
+      throw_cublas(st, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
+    throw Error("cuda backend linear: cuBLASLt has no BF16 algorithm for x [" + std::to_string(n) +
+                ", " + std::to_string(k) + "] * w [" + std::to_string(o) + ", " +
+                std::to_string(k) + "]^T at " + std::to_string(align) + "-byte alignment");
+  }
+  p.algo = result.algo;
+  return plans_.emplace(key, p).first->second;
+}
+
+void LtMatmul::run(const void* x, int64_t n, int64_t k, const void* w, int64_t o, void* out,
+                   cudaStream_t stream) {
+  if (n <= 0 || o <= 0) return;
+  if (k == 0) {  // an empty sum; cuBLASLt rejects zero-sized layouts
+    HERD_CUDA_CHECK(cudaMemsetAsync(out, 0, size_t(n * o) * 2, stream));
+    return;
+  }
+  const uint32_t align = std::min({alignment(x), alignment(w), alignment(out)});
+  const Plan& p = plan(Key{n, k, o, align});
+  const float alpha = 1.0f, beta = 0.0f;
+  HERD_CUBLAS_CHECK(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c,
+                                   &p.algo, workspace_, workspace_bytes_, stream));
+}
+
+}  // namespace herd::cuda
