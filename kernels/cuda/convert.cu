@@ -1,5 +1,7 @@
 // Element-wise dtype conversion: to_f32 (logits leaving the backend) and F32/F16 -> BF16 (weight
 // matrices at adopt_weight). One grid-stride pass, 8 elements per step where aligned.
+#include <algorithm>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/vec_io.cuh"

@@ -115,9 +115,11 @@ class CudaBackend final : public Backend {
     // From pageable memory the call returns once src has been staged, so the caller may reuse
     // it; from pinned memory the copy is truly asynchronous, so wait for it.
     cudaPointerAttributes attr{};
-    if (cudaPointerGetAttributes(&attr, src) == cudaSuccess && attr.type == cudaMemoryTypeHost)
+    if (cudaPointerGetAttributes(&attr, src) != cudaSuccess) {
+      cudaGetLastError();  // not a pointer the runtime knows: plain pageable memory
+    } else if (attr.type == cudaMemoryTypeHost) {
       HERD_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    cudaGetLastError();  // cudaPointerGetAttributes may leave an error for unregistered memory
+    }
   }
 
   void download(void* dst, const void* src, size_t bytes) override {

@@ -21,6 +21,7 @@
 #include <mma.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "kernels/cuda/attention_split.h"
@@ -291,13 +292,16 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelA
 template <int D>
 void launch(const KernelArgs& args, const AttentionBatch& b, cudaStream_t stream) {
   constexpr size_t kSmem = Smem<D>::bytes;
-  // Above 48 KB a kernel must opt in; the attribute is per function, set once.
-  static const bool opted_in = [] {
+  // Above 48 KB a kernel must opt in; the attribute is per function and device, set once.
+  static std::atomic<uint64_t> opted_in{0};
+  int device = 0;
+  HERD_CUDA_CHECK(cudaGetDevice(&device));
+  const uint64_t bit = uint64_t(1) << (device & 63);
+  if ((opted_in.load() & bit) == 0) {
     HERD_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<D>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
-    return true;
-  }();
-  (void)opted_in;
+    opted_in |= bit;
+  }
   const dim3 grid(unsigned(b.num_tokens / args.rows_per_tile + b.num_seqs),
                   unsigned(args.num_kv_heads), unsigned(args.splits));
   paged_attention_kernel<D><<<grid, kThreads, kSmem, stream>>>(args);

@@ -1,5 +1,7 @@
 // swiglu(): out = silu(gate) * up = gate * up / (1 + exp(-gate)), in fp32, rounded to BF16.
 // exp's argument is clamped to +-88 as on the CPU, so it never overflows to inf.
+#include <algorithm>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/vec_io.cuh"
