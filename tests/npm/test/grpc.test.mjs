@@ -126,7 +126,7 @@ test('grpc deadline exceeded aborts the engine request', { skip: skipMain }, asy
   await withClient(MAIN.grpc, async (c) => {
     // Long enough for the call to reach the server and start generating, far shorter than
     // the generation.
-    const call = c.Generate({ text: 'another long story', params: LONG }, new grpc.Metadata(), { deadline: Date.now() + 300 });
+    const call = c.Generate({ text: 'another long story', params: LONG }, new grpc.Metadata(), { deadline: Date.now() + 1000 });
     await assert.rejects(collect(call), (e) => e.code === Status.DEADLINE_EXCEEDED);
   });
   const after = await waitIdle(MAIN.http);
