@@ -42,6 +42,20 @@ constexpr float kLog2e = 1.4426950408889634f;
 
 // Shared-memory layout for head size D. Rows are padded by 16 bytes (8 BF16 / 4 floats) against
 // bank conflicts; every WMMA tile pointer stays 32-byte aligned.
+// 16-byte asynchronous copy global -> shared (sm_80+); with valid false nothing is read and
+// the 16 bytes are zero-filled.
+__device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src, bool valid) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  const int src_bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src),
+               "r"(src_bytes)
+               : "memory");
+}
+// Waits for this thread's copies; a __syncthreads() after it publishes them to the block.
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+}
+
 template <int D>
 struct Smem {
   static constexpr int kLdQ = D + 8, kLdK = D + 8, kLdS = kBN + 4, kLdP = kBN + 8;
@@ -155,35 +169,24 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelA
       sSlot[tid] = t < k_end ? table[t / a.block_size] * a.block_size + t % a.block_size : -1;
     }
     __syncthreads();
-    constexpr int kLoads = kBN * kVecPerRow / kThreads;
-    uint4 kreg[kLoads], vreg[kLoads];
+    // cp.async copies global -> shared without staging in registers; a key past the range
+    // is zero-filled (source size 0), so P V never sees garbage.
 #pragma unroll
-    for (int i = 0; i < kLoads; ++i) {  // all loads first, so they are in flight together
-      const int e = tid + i * kThreads;
+    for (int e = tid; e < kBN * kVecPerRow; e += kThreads) {
       const int n = e / kVecPerRow, c = (e % kVecPerRow) * 8;
       const int32_t slot = sSlot[n];
-      kreg[i] = vreg[i] = make_uint4(0, 0, 0, 0);  // keys past the range: zeros, never NaN
-      if (slot >= 0) {
-        const int64_t off = int64_t(slot) * kv_stride + int64_t(kvh) * D + c;
-        kreg[i] = *reinterpret_cast<const uint4*>(a.kc + off);
-        vreg[i] = *reinterpret_cast<const uint4*>(a.vc + off);
-      }
+      const int64_t off = int64_t(slot < 0 ? 0 : slot) * kv_stride + int64_t(kvh) * D + c;
+      cp_async16(sK + n * L::kLdK + c, a.kc + off, slot >= 0);
+      cp_async16(sV + n * L::kLdK + c, a.vc + off, slot >= 0);
     }
-#pragma unroll
-    for (int i = 0; i < kLoads; ++i) {
-      const int e = tid + i * kThreads;
-      const int n = e / kVecPerRow, c = (e % kVecPerRow) * 8;
-      *reinterpret_cast<uint4*>(sK + n * L::kLdK + c) = kreg[i];
-      *reinterpret_cast<uint4*>(sV + n * L::kLdK + c) = vreg[i];
-    }
+    cp_async_wait_all();
     __syncthreads();
 
+    // ---- S = Q K^T for this warp's 16 rows ------------------------------------------------
     // A warp whose 16 rows are all padding (a short tile: decode with a large group) skips
     // the math; it still takes part in the block's barriers above.
     const int row0 = warp * 16;
     if (row0 / a.group >= rows_here) continue;
-
-      // ---- S = Q K^T for this warp's 16 rows ------------------------------------------------
 #pragma unroll
     for (int j = 0; j < kBN / 16; ++j) {
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
@@ -204,7 +207,12 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelA
     for (int rr = 0; rr < 16; ++rr) {
       const int m = row0 + rr;
       const int r = m / a.group;
-      const int qpos = r < rows_here ? pos0 + q0 + r : -1;  // -1: padding row, sees nothing
+      if (r >= rows_here) {  // padding row: P = 0, state untouched (never written out)
+        sP[m * L::kLdP + lane] = sP[m * L::kLdP + lane + 32] = __float2bfloat16_rn(0.0f);
+        if (lane == 0) sCorr[m] = 1.0f;
+        continue;
+      }
+      const int qpos = pos0 + q0 + r;  // this row attends to keys 0..qpos
       float sv[2];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
