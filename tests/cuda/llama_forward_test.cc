@@ -118,8 +118,10 @@ TEST_F(CudaLlamaForward, PrefillThenDecodeMatchesCpu) {
     const StepInput in = make_step(seqs, begin, end);
     gpu_model.forward(in, gpu_kv, got.data());
     cpu_model.forward(in, cpu_kv, want.data());
-    // BF16 activations through 3 layers: a few BF16 roundings per element; a wrong op is O(1).
-    EXPECT_LT(test::nmse(got, want), 2e-3);
+    // The CPU backend with every op's output rounded to BF16 (a throwaway emulation of this
+    // backend's activations, run on these inputs) was 2.8e-5 to 3.7e-5 from the plain CPU; the
+    // bound leaves 13x for accumulation order and attention's BF16 P. A wrong op is O(0.1-1).
+    EXPECT_LT(test::nmse(got, want), 5e-4);
     for (size_t s = 0; s < 2; ++s) {
       begin[s] = end[s];
       end[s] += 1;
