@@ -10,10 +10,8 @@
 // accumulators when a row's max grew and adds P V. Keys past the tile's last query position
 // are never read; the causal mask is applied per row inside the diagonal tiles.
 //
-// Grid: tiles are numbered with the varlen trick of vLLM's unified attention: sequence s owns
-// tile indices from query_start[s] / R + s, so num_tokens / R + num_seqs tiles cover any batch
-// and a block finds its sequence by binary search over query_start (no host-side copy of the
-// batch is needed). Blocks whose tile lies past their sequence's queries exit at once.
+// Grid: tiles are numbered as attention_tiles.h explains (vLLM's varlen trick), so the grid
+// size needs no host-side copy of the batch; blocks whose tile owns no queries exit at once.
 //
 // Split-K (decode and other small batches with long contexts): with splits > 1 the keys of a
 // block's tile are cut into `splits` contiguous ranges handled by separate blocks, which write
@@ -25,6 +23,7 @@
 #include <cmath>
 
 #include "kernels/cuda/attention_split.h"
+#include "kernels/cuda/attention_tiles.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/vec_io.cuh"
@@ -34,9 +33,9 @@ namespace {
 
 namespace wmma = nvcuda::wmma;
 
-constexpr int kBM = 64;    // (query, head) rows per block
-constexpr int kBN = 64;    // keys per step
-constexpr int kWarps = 4;  // each warp owns 16 rows
+constexpr int kBM = kAttentionRows;  // (query, head) rows per block
+constexpr int kBN = 64;              // keys per step
+constexpr int kWarps = 4;            // each warp owns 16 rows
 constexpr int kThreads = kWarps * 32;
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -111,30 +110,14 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const KernelA
   const int R = a.rows_per_tile;
   const int kvh = blockIdx.y, split = blockIdx.z;
 
-  // ---- which sequence and query tile this block owns -------------------------------------
-  const int tile = blockIdx.x;
-  int lo = 0, hi = a.num_seqs - 1;
-  while (lo < hi) {  // largest s with query_start[s] / R + s <= tile
-    const int mid = (lo + hi + 1) / 2;
-    if (a.query_start[mid] / R + mid <= tile)
-      lo = mid;
-    else
-      hi = mid - 1;
-  }
-  const int seq = lo;
-  const int q_begin = a.query_start[seq];
-  const int q_len = a.query_start[seq + 1] - q_begin;
-  const int q0 = (tile - (q_begin / R + seq)) * R;
-  if (q0 >= q_len) return;  // the whole block agrees: no query rows here
-  const int rows_here = min(R, q_len - q0);
+  // ---- which sequence, query tile and keys this block owns (attention_tiles.h) -----------
+  const TileWork w = attention_tile(a.query_start, a.num_seqs, R, int(blockIdx.x));
+  if (w.rows == 0) return;  // the whole block agrees: no query rows here
+  const int seq = w.seq, q_begin = w.q_begin, q_len = w.q_len, q0 = w.q0, rows_here = w.rows;
   const int pos0 = a.seq_lens[seq] - q_len;   // position of the sequence's first new token
   const int ctx_end = pos0 + q0 + rows_here;  // the tile's last row sees keys [0, ctx_end)
-  int k_begin = 0, k_end = ctx_end;
-  if (a.splits > 1) {
-    const int chunk = ((ctx_end + a.splits - 1) / a.splits + kBN - 1) / kBN * kBN;
-    k_begin = min(ctx_end, split * chunk);
-    k_end = min(ctx_end, k_begin + chunk);
-  }
+  const KeyRange keys = attention_split_keys(ctx_end, a.splits, split, kBN);
+  const int k_begin = keys.begin, k_end = keys.end;
   const int32_t* table = a.block_tables + int64_t(seq) * a.max_blocks_per_seq;
   const int64_t q_stride = int64_t(a.num_heads) * D;
   const int64_t kv_stride = int64_t(a.num_kv_heads) * D;
@@ -310,7 +293,7 @@ void launch(const KernelArgs& args, const AttentionBatch& b, cudaStream_t stream
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
     opted_in |= bit;
   }
-  const dim3 grid(unsigned(b.num_tokens / args.rows_per_tile + b.num_seqs),
+  const dim3 grid(unsigned(attention_tile_count(b.num_tokens, b.num_seqs, args.rows_per_tile)),
                   unsigned(args.num_kv_heads), unsigned(args.splits));
   paged_attention_kernel<D><<<grid, kThreads, kSmem, stream>>>(args);
   HERD_CUDA_CHECK_LAUNCH("paged_attention kernel");
@@ -321,7 +304,7 @@ void launch(const KernelArgs& args, const AttentionBatch& b, cudaStream_t stream
 bool attention_head_dim_supported(int head_dim) { return head_dim == 64 || head_dim == 128; }
 
 int attention_splits(const AttentionBatch& b, int num_kv_heads, int group, int sm_count) {
-  const int R = std::max(1, kBM / group);
+  const int R = attention_rows_per_tile(group);
   // Blocks with real work: about one tile per sequence plus one per R queries.
   const int64_t tiles = std::min(b.num_seqs, b.num_tokens) + b.num_tokens / R;
   const int64_t blocks = std::max<int64_t>(1, tiles * num_kv_heads);
@@ -351,7 +334,7 @@ void paged_attention(const PagedAttentionArgs& p, const AttentionBatch& b, int s
   a.num_heads = p.num_heads;
   a.num_kv_heads = p.num_kv_heads;
   a.group = p.num_heads / p.num_kv_heads;
-  a.rows_per_tile = kBM / a.group;
+  a.rows_per_tile = attention_rows_per_tile(a.group);
   a.block_size = p.block_size;
   a.scale_log2 = p.scale * kLog2e;
   a.splits = std::max(1, splits);
