@@ -302,6 +302,7 @@ bool LlmEngine::run_step() {
     ++steps_;
 
     size_t k = 0;
+    std::vector<RequestState*> done;
     for (const ScheduledSeq& e : plan.entries) {
       if (!e.sample) continue;
       Sequence& seq = *e.seq;
@@ -329,8 +330,12 @@ bool LlmEngine::run_step() {
       o.finish_reason = st.finish;
       o.stop_reason = std::move(st.stop_reason);
       out.emplace_back(rs->sink, std::move(o));
-      if (rs->group->finished()) finish_request_locked(*rs, out);
+      // Finished requests are retired after the loop: later entries may be their samples.
+      if (rs->group->finished() &&
+          std::find(done.begin(), done.end(), rs) == done.end())
+        done.push_back(rs);
     }
+    for (RequestState* rs : done) finish_request_locked(*rs, out);
     if (check_invariants_) sched_->check_invariants();
   }
   deliver(out);

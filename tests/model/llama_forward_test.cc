@@ -97,7 +97,7 @@ class LlamaForwardTest : public ::testing::Test {
   void SetUp() override {
     cfg_ = tiny_config();
     backend_ = make_cpu_backend(2);
-    model_ = std::make_unique<LlamaModel>(cfg_, random_weights(cfg_, 7), *backend_, 64, 8);
+    model_ = std::make_unique<LlamaModel>(cfg_, random_weights(cfg_, 7), *backend_, 64, 16);  // all-row logits need max_seqs >= rows
     kv_ = std::make_unique<KvCache>(*backend_, cfg_, 32, kBlock);
   }
   // Logits for every position of `ids`, computed in one prefill step (all rows requested).
