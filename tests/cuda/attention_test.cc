@@ -15,7 +15,6 @@ namespace herd {
 namespace {
 
 using test::host_view;
-using test::nmse;
 using test::random_floats;
 using test::round_bf16;
 
@@ -100,7 +99,7 @@ class CudaAttention : public test::CudaBackendTest {
     return fetch(ot);
   }
   void expect_match(Scenario& sc) {
-    EXPECT_LT(nmse(run_gpu(sc), run_cpu(sc)), test::kAttentionBound);
+    test::expect_nmse_below(run_gpu(sc), run_cpu(sc), test::kAttentionBound);
   }
 };
 
@@ -226,7 +225,7 @@ TEST_F(CudaAttention, ChunkedPrefillThroughKvWrite) {
     cpu->paged_attention(cq, cl,
                          AttentionBatch{1, int(n), 10, end, qs.data(), sl.data(), table.data()},
                          heads, 1.0f / std::sqrt(float(hd)), cout_);
-    EXPECT_LT(nmse(fetch(dout), want), test::kAttentionBound);
+    test::expect_nmse_below(fetch(dout), want, test::kAttentionBound);
     begin = end;
   }
 }

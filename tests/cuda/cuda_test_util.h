@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -76,6 +77,15 @@ inline double nmse(const std::vector<float>& got, const std::vector<float>& want
     ref += double(want[i]) * want[i];
   }
   return ref > 0.0 ? err / ref : err;
+}
+
+// Checks nmse(got, want) < bound and prints the value, so a GPU run's log shows how far under
+// (or over) its bound each comparison landed.
+inline void expect_nmse_below(const std::vector<float>& got, const std::vector<float>& want,
+                              double bound) {
+  const double e = nmse(got, want);
+  std::printf("  nmse %.3g (bound %.0e)\n", e, bound);
+  EXPECT_LT(e, bound);
 }
 
 inline Tensor host_view(std::vector<float>& v, int64_t rows, int64_t cols) {

@@ -14,7 +14,6 @@ namespace {
 
 using test::CudaBackendTest;
 using test::host_view;
-using test::nmse;
 using test::random_floats;
 using test::round_bf16;
 
@@ -37,7 +36,7 @@ TEST_F(CudaElementwise, EmbeddingOfEveryTableDtype) {
       std::vector<float> want(size_t(n * dim));
       Tensor cpu_table{tab.data(), DType::kF32, vocab, dim}, cpu_out = host_view(want, n, dim);
       cpu->embedding(cpu_table, ids.data(), cpu_out);
-      EXPECT_LT(nmse(fetch(out), want), test::kRoundingBound);
+      test::expect_nmse_below(fetch(out), want, test::kRoundingBound);
     }
   }
 }
@@ -62,7 +61,7 @@ TEST_F(CudaElementwise, RmsNormAndFusedAddNorm) {
         Tensor cx = host_view(x, rows, dim), cw = host_view(wf, 1, dim);
         Tensor cout_ = host_view(want, rows, dim);
         cpu->rms_norm(cx, cw, eps, cout_);
-        EXPECT_LT(nmse(fetch(out), want), test::kRoundingBound);
+        test::expect_nmse_below(fetch(out), want, test::kRoundingBound);
 
         // add_rms_norm: the residual is stored as BF16 and the norm is taken of that.
         Tensor dres = device(res, rows, dim), out2 = poisoned(rows, dim);
@@ -72,7 +71,7 @@ TEST_F(CudaElementwise, RmsNormAndFusedAddNorm) {
         cpu->add_rms_norm(cres, cx, cw, eps, cout2);
         const auto got_res = fetch(dres);
         EXPECT_EQ(got_res, round_bf16(res_cpu)) << "residual + x, rounded once to BF16";
-        EXPECT_LT(nmse(fetch(out2), want2), test::kRoundingBound);
+        test::expect_nmse_below(fetch(out2), want2, test::kRoundingBound);
       }
     }
   }
@@ -89,7 +88,7 @@ TEST_F(CudaElementwise, Swiglu) {
     Tensor cg = host_view(g, 1, count), cu = host_view(u, 1, count);
     Tensor co = host_view(want, 1, count);
     cpu->swiglu(cg, cu, co);
-    EXPECT_LT(nmse(fetch(out), want), test::kRoundingBound);
+    test::expect_nmse_below(fetch(out), want, test::kRoundingBound);
   }
 }
 
@@ -118,7 +117,7 @@ TEST_F(CudaElementwise, RopeUpToPosition131071) {
       Tensor cx = host_view(want, n, width);
       cpu->rope(cx, heads, hd, pos.data(), freq.data());
       const auto got = fetch(dx);
-      EXPECT_LT(nmse(got, want), test::kRoundingBound);
+      test::expect_nmse_below(got, want, test::kRoundingBound);
       // Same fp32 angles, same correctly rounded cos/sin, same unfused products: the GPU's
       // value is the CPU's rounded to BF16, bar rare double-rounding ties.
       const auto want_bf16 = round_bf16(want);
