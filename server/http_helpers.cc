@@ -123,9 +123,14 @@ void start_sse(HttpContext& ctx, httplib::Response& res, std::shared_ptr<Request
         sink.done();
         return true;
       }
+      const auto since_write = std::chrono::steady_clock::now() - last_write;
       if (w == RequestStream::Wait::kEvents) {
         text = cb.on_events(events);
-      } else if (std::chrono::steady_clock::now() - last_write > heartbeat) {
+        // Tokens without visible text (special tokens) write nothing, and a dead peer is only
+        // noticed on a write: probe at least once a second while tokens flow, so that a
+        // disconnected client's KV blocks are freed within about a second.
+        if (text.empty() && since_write > std::chrono::seconds(1)) text = ": keep-alive\n\n";
+      } else if (since_write > heartbeat) {
         text = ": keep-alive\n\n";  // SSE comment: clients ignore it; a dead peer fails the write
       }
       if (!write(text)) {
