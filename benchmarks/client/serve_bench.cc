@@ -86,8 +86,11 @@ nlohmann::ordered_json run_serve_bench(const ServeBenchConfig& cfg, std::FILE* o
     throw Error("the initial test request failed; check the settings. Error: " + warm.error);
   std::fprintf(out, "Initial test run completed. Starting main benchmark run...\n");
   const bool inf_rate = std::isinf(cfg.request_rate);
-  std::fprintf(out, "Traffic request rate: %s\n",
-               inf_rate ? "inf" : std::to_string(cfg.request_rate).c_str());
+  // Python's float repr, as vLLM prints it: "inf", "4.0", "2.5".
+  char rate[32];
+  std::snprintf(rate, sizeof rate, cfg.request_rate == std::floor(cfg.request_rate) ? "%.1f" : "%g",
+                cfg.request_rate);
+  std::fprintf(out, "Traffic request rate: %s\n", inf_rate ? "inf" : rate);
   std::fprintf(out, "Burstiness factor: 1.0 (Poisson process)\n");
   std::fprintf(out, "Maximum request concurrency: %s\n",
                cfg.max_concurrency > 0 ? std::to_string(cfg.max_concurrency).c_str() : "None");
