@@ -35,8 +35,8 @@ std::unique_ptr<Engine> Engine::create(const EngineOptions& opts) {
   parts.config = load_model_config(opts.model_dir);
   parts.tokenizer = load_tokenizer(opts.model_dir);
   parts.backend = make_backend(opts.device, opts.threads);
-  parts.weights = std::make_shared<const LlamaWeights>(
-      load_llama_weights(opts.model_dir, parts.config));
+  parts.weights =
+      std::make_shared<const LlamaWeights>(load_llama_weights(opts.model_dir, parts.config));
   return std::make_unique<LlmEngine>(std::move(parts), opts);
 }
 

@@ -64,8 +64,9 @@ class Engine {
   // Validates (herd::InvalidArgument naming the param on bad input), then queues. Throws
   // QueueFull when max_waiting requests already wait.
   virtual void add_request(Request req, OutputSink sink) = 0;
-  // Aborts a queued or running request at any moment; its blocks are freed at once and its
-  // sink gets a final kAbort delta. Unknown ids are ignored.
+  // Aborts a queued or running request at any moment; the engine thread frees its blocks at the
+  // start of its next step (before handing out any new block), and its sink gets a final
+  // kAbort delta. Unknown ids are ignored.
   virtual void abort(const std::string& request_id) = 0;
   // Offline: runs all requests to completion; result[i] holds request i's samples' full text.
   virtual std::vector<std::vector<Output>> generate(std::vector<Request> reqs) = 0;

@@ -23,8 +23,7 @@ std::vector<int32_t> eos_ids_of(const ModelConfig& cfg, const Tokenizer& tok) {
   return ids;
 }
 
-SchedulerConfig scheduler_config(const EngineOptions& o, const ModelConfig& cfg,
-                                 DType kv_dtype) {
+SchedulerConfig scheduler_config(const EngineOptions& o, const ModelConfig& cfg, DType kv_dtype) {
   SchedulerConfig s;
   s.block_size = o.block_size;
   const double per_block = double(KvCache::bytes_per_block(cfg, o.block_size, kv_dtype));
@@ -42,9 +41,10 @@ SchedulerConfig scheduler_config(const EngineOptions& o, const ModelConfig& cfg,
                                                std::to_string(cfg.max_position_embeddings));
   if (len > pool_tokens) {
     if (o.max_model_len > 0)
-      throw InvalidArgument("max-model-len",
-                            "--max-model-len " + std::to_string(len) + " does not fit the KV pool (" +
-                                std::to_string(pool_tokens) + " tokens); raise --kv-cache-gb");
+      throw InvalidArgument("max-model-len", "--max-model-len " + std::to_string(len) +
+                                                 " does not fit the KV pool (" +
+                                                 std::to_string(pool_tokens) +
+                                                 " tokens); raise --kv-cache-gb");
     std::fprintf(stderr, "[herd] max_model_len %lld -> %lld: the KV pool holds %lld tokens\n",
                  (long long)len, (long long)pool_tokens, (long long)pool_tokens);
     len = pool_tokens;
@@ -107,8 +107,7 @@ void LlmEngine::add_locked(Request req, OutputSink sink, bool bypass_queue_limit
   auto rs = std::make_unique<RequestState>();
   rs->seed = effective_seed(req.params);
   const int prompt_len = int(req.prompt_ids.size());
-  const int max_tokens =
-      req.params.max_tokens.value_or(sched_config_.max_model_len - prompt_len);
+  const int max_tokens = req.params.max_tokens.value_or(sched_config_.max_model_len - prompt_len);
   for (int i = 0; i < req.params.n; ++i)
     rs->samples.push_back(SampleState{std::make_unique<StopChecker>(
         *tokenizer_, req.params, eos_ids_, prompt_len, sched_config_.max_model_len)});
@@ -228,40 +227,35 @@ void LlmEngine::shutdown() {
 }
 
 void LlmEngine::loop() {
+  std::vector<Delivery> out;
   while (true) {
     bool ran = false;
     try {
-      ran = run_step();
+      ran = run_step(out);
     } catch (const std::exception& e) {
-      // A failed step fails the requests in it; the engine keeps serving the next ones.
-      std::vector<Delivery> out;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        std::fprintf(stderr, "[herd] engine step failed: %s\n", e.what());
-        fail_all_locked(std::string("engine error: ") + e.what(), out);
-      }
-      deliver(out);
-      continue;
+      // A failed step fails every live request (the deltas already built, e.g. the final ones
+      // of requests aborted at the start of the step, are still delivered below); the engine
+      // keeps serving the next requests.
+      std::lock_guard<std::mutex> lock(mu_);
+      std::fprintf(stderr, "[herd] engine step failed: %s\n", e.what());
+      fail_all_locked(std::string("engine error: ") + e.what(), out);
+      ran = true;
     }
+    deliver(out);  // no lock held: a sink may call abort() or add_request()
     if (ran) continue;
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] {
-      return stopping_ || !pending_aborts_.empty() || sched_->has_unfinished();
-    });
+    cv_.wait(lock,
+             [&] { return stopping_ || !pending_aborts_.empty() || sched_->has_unfinished(); });
     if (stopping_) return;
   }
 }
 
-bool LlmEngine::run_step() {
-  std::vector<Delivery> out;
+bool LlmEngine::run_step(std::vector<Delivery>& out) {
   StepPlan plan;
   {
     std::lock_guard<std::mutex> lock(mu_);
     apply_aborts_locked(out);
-    if (stopping_) {
-      deliver(out);
-      return false;
-    }
+    if (stopping_) return false;
     plan = sched_->schedule();
     for (const ScheduledSeq& e : plan.entries) {
       auto* rs = static_cast<RequestState*>(e.seq->group().handle);
@@ -269,35 +263,34 @@ bool LlmEngine::run_step() {
     }
     if (!plan.empty()) build_step_input(plan, sched_config_.block_size, step_input_);
   }
-  if (plan.empty()) {
-    deliver(out);
-    return !out.empty();
-  }
+  if (plan.empty()) return !out.empty();
 
   model_->forward(step_input_, *kv_, logits_.data());
 
+  // Sampling needs no lock: only this thread changes sequences, and the other threads only
+  // read the scheduler (stats) or queue work (add_request, abort) under mu_.
+  const size_t vocab = size_t(config_.vocab_size);
+  std::vector<int32_t> sampled;
+  std::vector<std::optional<TokenLogprob>> logprobs;
+  size_t row = 0;
+  for (const ScheduledSeq& e : plan.entries) {
+    if (!e.sample) continue;
+    Sequence& seq = *e.seq;
+    const auto* rs = static_cast<RequestState*>(seq.group().handle);
+    SampleInput in;
+    in.params = &rs->req.params;
+    in.seed = rs->seed;
+    in.sample_index = uint32_t(seq.index());
+    in.prompt_ids = seq.prompt();
+    in.output_ids = seq.output();
+    in.eos_ids = eos_ids_;
+    SampleResult r = sampler_.sample(std::span<float>(logits_.data() + row * vocab, vocab), in);
+    ++row;
+    sampled.push_back(r.token);
+    logprobs.push_back(std::move(r.logprob));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    const size_t vocab = size_t(config_.vocab_size);
-    std::vector<int32_t> sampled;
-    std::vector<std::optional<TokenLogprob>> logprobs;
-    size_t row = 0;
-    for (const ScheduledSeq& e : plan.entries) {
-      if (!e.sample) continue;
-      Sequence& seq = *e.seq;
-      const auto* rs = static_cast<RequestState*>(seq.group().handle);
-      SampleInput in;
-      in.params = &rs->req.params;
-      in.seed = rs->seed;
-      in.sample_index = uint32_t(seq.index());
-      in.prompt_ids = seq.prompt();
-      in.output_ids = seq.output();
-      in.eos_ids = eos_ids_;
-      SampleResult r = sampler_.sample(std::span<float>(logits_.data() + row * vocab, vocab), in);
-      ++row;
-      sampled.push_back(r.token);
-      logprobs.push_back(std::move(r.logprob));
-    }
     sched_->on_step_done(plan, sampled);
     ++steps_;
 
@@ -331,14 +324,12 @@ bool LlmEngine::run_step() {
       o.stop_reason = std::move(st.stop_reason);
       out.emplace_back(rs->sink, std::move(o));
       // Finished requests are retired after the loop: later entries may be their samples.
-      if (rs->group->finished() &&
-          std::find(done.begin(), done.end(), rs) == done.end())
+      if (rs->group->finished() && std::find(done.begin(), done.end(), rs) == done.end())
         done.push_back(rs);
     }
     for (RequestState* rs : done) finish_request_locked(*rs, out);
     if (check_invariants_) sched_->check_invariants();
   }
-  deliver(out);
   return true;
 }
 
@@ -397,8 +388,7 @@ void LlmEngine::fail_all_locked(const std::string& error, std::vector<Delivery>&
   for (const std::string& id : ids) {
     RequestState& rs = *requests_.at(id);
     for (int i = 0; i < rs.group->n(); ++i)
-      if (!rs.group->seq(i).finished())
-        out.emplace_back(rs.sink, final_abort_output(rs, i, error));
+      if (!rs.group->seq(i).finished()) out.emplace_back(rs.sink, final_abort_output(rs, i, error));
     sched_->abort(id);
     finish_request_locked(rs, out);
   }

@@ -4,7 +4,8 @@
 //
 //   lock; apply queued aborts; plan = schedule(); build step buffers; unlock
 //   forward (no lock held: submitters are never blocked by the model)
-//   lock; sample each entry with `sample`; on_step_done; stop checks; make Output deltas; unlock
+//   sample each entry with `sample` (no lock: only this thread changes sequences)
+//   lock; on_step_done; stop checks; make Output deltas; unlock
 //   call the sinks (no lock held, so a sink may call abort() or add_request())
 //
 // add_request() runs the scheduler's admission checks synchronously under the lock, so bad
@@ -81,7 +82,8 @@ class LlmEngine final : public Engine {
 
   void add_locked(Request req, OutputSink sink, bool bypass_queue_limit);
   void loop();
-  bool run_step();  // false when there was nothing to run
+  // Runs one step, appending the deltas to deliver; false when there was nothing to do.
+  bool run_step(std::vector<Delivery>& out);
   void apply_aborts_locked(std::vector<Delivery>& out);
   void finish_request_locked(RequestState& rs, std::vector<Delivery>& out);
   void fail_all_locked(const std::string& error, std::vector<Delivery>& out);
