@@ -187,6 +187,10 @@ int HttpServer::start() {
                 " (address in use or not available)");
   if (*listen_fd >= 0) ::listen(*listen_fd, SOMAXCONN);
   thread_ = std::thread([this] { svr_->listen_after_bind(); });
+  // httplib's stop() does nothing until the accept loop runs, so a shutdown() right after
+  // start() would hang in join(): return only once the loop is up (it is bound already).
+  for (int i = 0; i < 10000 && !svr_->is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return port_;
 }
 

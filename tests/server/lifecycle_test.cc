@@ -50,6 +50,16 @@ TEST_F(ServerTest, ClientDisconnectMidStreamAbortsTheRequest) {
   EXPECT_TRUE(eventually([&] { return engine_->live() == 0 && client_->live() == 0; }));
 }
 
+// start() returns only once the accept loop runs: a shutdown() right after it (no request
+// ever made) must return instead of hanging in join() (httplib's stop() is a no-op before).
+TEST_F(ServerTest, ShutdownRightAfterStartReturns) {
+  for (int i = 0; i < 20; ++i) {
+    start();
+    server_->shutdown(std::chrono::milliseconds(100));
+    server_.reset();
+  }
+}
+
 TEST_F(ServerTest, GracefulShutdownLetsInFlightStreamsFinish) {
   FakeEngineOptions eo;
   eo.token_delay = 2ms;
