@@ -44,7 +44,7 @@ int run_make_model(const std::vector<std::string>& args) {
 }
 
 HERD_COMMAND("make-model",
-             "--output DIR [--shape tiny|tiny-tied|llama3.2-1b|llama3.2-3b|llama3-8b|"
+             "--output DIR [--shape tiny|tiny-tied|tiny-128k|llama3.2-1b|llama3.2-3b|llama3-8b|"
              "llama3-70b|llama3-405b] [--tokenizer DIR] [--seed N] [--dtype bf16|f16|f32] "
              "[--threads N]",
              run_make_model);

@@ -29,10 +29,12 @@ struct Shape {
 // tiny: Llama-3.1-like in every respect that matters to the code paths (GQA, llama3 RoPE
 // scaling with all three frequency bands present, untied head, 256 Llama-3 special tokens at
 // the top of the vocabulary) but small enough to run in milliseconds. The others are the real
-// Meta configurations (3.1 for 8B/70B/405B, 3.2 for 1B/3B).
+// Meta configurations (3.1 for 8B/70B/405B, 3.2 for 1B/3B). tiny-128k is tiny with the real
+// Llama 3 vocabulary size, so that `--tokenizer` can give it Meta's tokenizer (chat, tools).
 constexpr Shape kShapes[] = {
     {"tiny", 512, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, false},
     {"tiny-tied", 512, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, true},
+    {"tiny-128k", 128256, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, false},
     {"llama3.2-1b", 128256, 2048, 8192, 16, 32, 8, 64, 131072, 32.0, 8192, true},
     {"llama3.2-3b", 128256, 3072, 8192, 28, 24, 8, 128, 131072, 32.0, 8192, true},
     {"llama3-8b", 128256, 4096, 14336, 32, 32, 8, 128, 131072, 8.0, 8192, false},
@@ -153,7 +155,8 @@ void write_tokenizer(const Shape& s, const MakeModelOptions& o, const fs::path& 
     const int64_t top = max_token_id(src / "tokenizer.json");
     if (top >= s.vocab)
       throw Error((src / "tokenizer.json").string() + ": has token id " + std::to_string(top) +
-                  " but shape '" + s.name + "' has vocab_size " + std::to_string(s.vocab));
+                  " but shape '" + s.name + "' has vocab_size " + std::to_string(s.vocab) +
+                  (s.vocab < 128256 ? " (for a Llama 3 tokenizer use --shape tiny-128k)" : ""));
     for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
       if (fs::exists(src / f))
         fs::copy_file(src / f, out / f, fs::copy_options::overwrite_existing);

@@ -187,3 +187,35 @@ TEST(MakeModel, RealShapeConfigsParse) {
 
 }  // namespace
 }  // namespace herd
+
+namespace herd {
+namespace {
+
+// tiny-128k exists so that a tiny model can carry Meta's Llama 3 tokenizer (chat, tools).
+TEST(MakeModel, Tiny128kTakesTheLlama3Tokenizer) {
+  const std::string tok = std::string(HERD_TESTDATA_DIR) + "/llama3-tokenizer";
+  if (!std::filesystem::exists(tok + "/tokenizer.json"))
+    GTEST_SKIP() << "Llama 3 tokenizer not found under " << tok;
+  testing::ScratchDir dir;
+  MakeModelOptions o;
+  o.shape = "tiny-128k";
+  o.output = dir.path();
+  o.tokenizer_dir = tok;
+  o.threads = 2;
+  make_model(o);
+  const ModelConfig c = load_model_config(dir.path());
+  EXPECT_EQ(c.vocab_size, 128256);
+  EXPECT_EQ(c.bos_token_id, 128000);
+  EXPECT_EQ(load_tokenizer(dir.path())->token_id("<|eot_id|>").value_or(-1), 128009);
+  // The small shapes refuse it, and say which shape takes it.
+  o.shape = "tiny";
+  try {
+    make_model(o);
+    FAIL() << "tiny accepted a 128,256-token tokenizer";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tiny-128k"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace herd
