@@ -167,28 +167,7 @@ bool handle_completions(HttpContext& ctx, const httplib::Request& req, httplib::
   }
   auto run = std::make_shared<CompletionRun>(ctx, *r, id, std::move(prompt_ids));
   auto stream = ctx.client.submit(std::move(reqs));
-  if (r->stream) {
-    SseCallbacks cb;
-    cb.on_start = [run, r] { return run->start_text(); };
-    cb.on_events = [run, r](std::vector<StreamEvent>& ev) { return run->on_events(ev); };
-    cb.on_done = [run, r, s = stream.get()] { return run->done_text(*s); };
-    start_sse(ctx, res, stream, std::move(cb), log);
-    return true;
-  }
-  drain_stream(*stream, [&](std::vector<StreamEvent>& ev) { run->collect(ev); });
-  ctx.client.release(*stream);
-  StreamSummary s = stream->summary();
-  log.prompt_tokens = s.prompt_tokens;
-  log.completion_tokens = s.completion_tokens;
-  log.ttft_s = s.ttft_s;
-  log.total_s = s.total_s;
-  log.finish_reason = s.finish_reason;
-  if (!run->engine_error().empty()) {
-    log.error = run->engine_error();
-    throw HttpError{500, "The engine failed the request.", "server_error", "", ""};
-  }
-  send_json(res, 200, run->body(*stream));
-  return false;
+  return respond_with_run(ctx, res, r->stream, run, stream, log);
 }
 
 }  // namespace herd::server

@@ -29,6 +29,10 @@ struct HttpContext {
   int max_model_len = 0;
   RequestLog& log;
   std::atomic<bool>& draining;
+  // Responses a route has begun and httplib has not begun writing: a handler still running,
+  // or an SSE response whose pump has not been called yet. Shutdown waits for it to reach 0
+  // before stop(), after which httplib would drop an unstarted SSE response.
+  std::atomic<int>& unwritten;
 };
 
 // An error a handler answers with a given status (404 model not found, ...).
@@ -71,6 +75,36 @@ void start_sse(HttpContext& ctx, httplib::Response& res, std::shared_ptr<Request
 // Waits for a non-streaming request to finish, handing every batch of events to `on_events`.
 void drain_stream(RequestStream& stream,
                   const std::function<void(std::vector<StreamEvent>&)>& on_events);
+
+// Copies a finished stream's token counts and timings into its log line.
+void log_summary(RequestLogEntry& log, const StreamSummary& s);
+
+// The tail every generation route shares: stream the run's SSE chunks (returns true: logged
+// when the stream ends), or wait for it and answer with its JSON body. `Run` provides
+// start_text(), on_events(events), done_text(stream), collect(events), engine_error() and
+// body(stream) (ChatRun, CompletionRun).
+template <class Run>
+bool respond_with_run(HttpContext& ctx, httplib::Response& res, bool streaming,
+                      std::shared_ptr<Run> run, std::shared_ptr<RequestStream> stream,
+                      RequestLogEntry& log) {
+  if (streaming) {
+    SseCallbacks cb;
+    cb.on_start = [run] { return run->start_text(); };
+    cb.on_events = [run](std::vector<StreamEvent>& ev) { return run->on_events(ev); };
+    cb.on_done = [run, s = stream.get()] { return run->done_text(*s); };
+    start_sse(ctx, res, stream, std::move(cb), log);
+    return true;
+  }
+  drain_stream(*stream, [&](std::vector<StreamEvent>& ev) { run->collect(ev); });
+  ctx.client.release(*stream);
+  log_summary(log, stream->summary());
+  if (!run->engine_error().empty()) {
+    log.error = run->engine_error();
+    throw HttpError{500, "The engine failed the request.", "server_error", "", ""};
+  }
+  send_json(res, 200, run->body(*stream));
+  return false;
+}
 
 bool handle_chat_completions(HttpContext& ctx, const httplib::Request& req, httplib::Response& res,
                              RequestLogEntry& log);

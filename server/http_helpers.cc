@@ -63,8 +63,9 @@ void run_route(HttpContext& ctx, const httplib::Request& req, httplib::Response&
   log.method = req.method;
   log.path = req.path;
   auto t0 = std::chrono::steady_clock::now();
+  ++ctx.unwritten;
   try {
-    if (handler(log)) return;  // SSE: logged when the stream ends
+    if (handler(log)) return;  // SSE: logged when the stream ends; unwritten drops in its pump
   } catch (const HttpError& e) {
     send_error(res, e);
     if (log.error.empty()) log.error = e.message;
@@ -79,11 +80,20 @@ void run_route(HttpContext& ctx, const httplib::Request& req, httplib::Response&
     send_error(res, {500, "Internal server error.", "server_error", "", ""});
     log.error = e.what();
   }
+  --ctx.unwritten;
   log.status = res.status;
   if (log.total_s == 0.0)
     log.total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ctx.client.metrics().count_http(res.status);
   ctx.log.write(log);
+}
+
+void log_summary(RequestLogEntry& log, const StreamSummary& s) {
+  log.prompt_tokens = s.prompt_tokens;
+  log.completion_tokens = s.completion_tokens;
+  log.ttft_s = s.ttft_s;
+  log.total_s = s.total_s;
+  log.finish_reason = s.finish_reason;
 }
 
 void drain_stream(RequestStream& stream,
@@ -102,7 +112,13 @@ void start_sse(HttpContext& ctx, httplib::Response& res, std::shared_ptr<Request
   res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   auto heartbeat = std::chrono::duration<double>(ctx.opts.heartbeat_s);
-  auto provider = [&ctx, stream, cb, heartbeat](size_t, httplib::DataSink& sink) {
+  // The pump counts as unwritten until httplib first calls it (or releases it uncalled).
+  auto counted = std::make_shared<std::atomic<bool>>(true);
+  auto written = [&ctx, counted] {
+    if (counted->exchange(false)) --ctx.unwritten;
+  };
+  auto provider = [&ctx, stream, cb, heartbeat, written](size_t, httplib::DataSink& sink) {
+    written();
     auto last_write = std::chrono::steady_clock::now();
     auto write = [&](const std::string& text) {
       if (text.empty()) return true;
@@ -139,16 +155,13 @@ void start_sse(HttpContext& ctx, httplib::Response& res, std::shared_ptr<Request
       }
     }
   };
-  auto releaser = [&ctx, stream, log_entry](bool success) mutable {
+  auto releaser = [&ctx, stream, log_entry, written](bool success) mutable {
+    written();
     if (!stream->done()) ctx.client.abort(*stream);
     ctx.client.release(*stream);
     StreamSummary s = stream->summary();
     log_entry.status = 200;
-    log_entry.prompt_tokens = s.prompt_tokens;
-    log_entry.completion_tokens = s.completion_tokens;
-    log_entry.ttft_s = s.ttft_s;
-    log_entry.total_s = s.total_s;
-    log_entry.finish_reason = s.finish_reason;
+    log_summary(log_entry, s);
     if (!success)
       log_entry.error = "client disconnected";
     else if (!s.error.empty())

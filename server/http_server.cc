@@ -37,7 +37,7 @@ HttpServer::HttpServer(EngineClient& client, const ServerOptions& opts, std::str
     : client_(client), opts_(opts), model_name_(std::move(model_name)), log_(log) {
   ctx_ = std::unique_ptr<HttpContext>(new HttpContext{client_, client_.engine().tokenizer(), opts_,
                                                       model_name_, client_.engine().max_model_len(),
-                                                      log_, draining_});
+                                                      log_, draining_, unwritten_});
   svr_ = std::make_unique<httplib::Server>();
 }
 
@@ -199,8 +199,13 @@ void HttpServer::shutdown(std::chrono::milliseconds deadline) {
   stopped_ = true;
   draining_ = true;
   if (!thread_.joinable()) return;
-  svr_->stop();  // closes the listening socket; listen_after_bind then joins the workers
   auto until = Clock::now() + deadline;
+  // httplib never starts writing a chunked (SSE) response once stop() ran, so first let every
+  // handler already past the draining check finish and every SSE pump start (new requests get
+  // 503 meanwhile), then close the listening socket.
+  while (unwritten_ > 0 && Clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  svr_->stop();  // closes the listening socket; listen_after_bind then joins the workers
   while (client_.live() > 0 && Clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   client_.abort_all();

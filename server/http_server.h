@@ -47,6 +47,7 @@ class HttpServer {
   std::string model_name_;
   RequestLog& log_;
   std::atomic<bool> draining_{false};
+  std::atomic<int> unwritten_{0};  // see HttpContext::unwritten
   std::unique_ptr<httplib::Server> svr_;
   std::unique_ptr<HttpContext> ctx_;
   std::thread thread_;
