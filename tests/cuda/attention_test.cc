@@ -14,7 +14,7 @@
 namespace herd {
 namespace {
 
-using test::host_view;
+using test::view;
 using test::random_floats;
 using test::round_bf16;
 
@@ -78,10 +78,10 @@ class CudaAttention : public test::CudaBackendTest {
   std::vector<float> run_cpu(Scenario& sc) {
     std::vector<float> out(sc.q.size());
     const int64_t width = int64_t(sc.num_kv_heads) * sc.head_dim;
-    KvLayer layer{host_view(sc.kc, sc.slots, width), host_view(sc.vc, sc.slots, width),
+    KvLayer layer{view(sc.kc, sc.slots, width), view(sc.vc, sc.slots, width),
                   sc.block_size, sc.num_kv_heads, sc.head_dim};
-    Tensor qt = host_view(sc.q, sc.num_tokens, int64_t(sc.num_heads) * sc.head_dim);
-    Tensor ot = host_view(out, sc.num_tokens, int64_t(sc.num_heads) * sc.head_dim);
+    Tensor qt = view(sc.q, sc.num_tokens, int64_t(sc.num_heads) * sc.head_dim);
+    Tensor ot = view(out, sc.num_tokens, int64_t(sc.num_heads) * sc.head_dim);
     cpu->paged_attention(qt, layer,
                          sc.batch(sc.query_start.data(), sc.seq_lens32.data(), sc.tables.data()),
                          sc.num_heads, sc.scale(), ot);
@@ -178,8 +178,8 @@ TEST_F(CudaAttention, KvWriteMatchesCpu) {
 
     KvLayer dl{device(kc, slots, width), device(vc, slots, width), 16, kv_heads, hd};
     gpu->kv_write(device(k, n, width), device(v, n, width), device_ints(slot_of), dl);
-    KvLayer cl{host_view(kc, slots, width), host_view(vc, slots, width), 16, kv_heads, hd};
-    Tensor ck = host_view(k, n, width), cv = host_view(v, n, width);
+    KvLayer cl{view(kc, slots, width), view(vc, slots, width), 16, kv_heads, hd};
+    Tensor ck = view(k, n, width), cv = view(v, n, width);
     cpu->kv_write(ck, cv, slot_of.data(), cl);
     EXPECT_EQ(fetch(dl.k), kc);
     EXPECT_EQ(fetch(dl.v), vc);
@@ -198,7 +198,7 @@ TEST_F(CudaAttention, ChunkedPrefillThroughKvWrite) {
   const int64_t slots = 10 * bs;
   std::vector<float> kc(size_t(slots * width), 0.0f), vc = kc;
   KvLayer dl{device(kc, slots, width), device(vc, slots, width), bs, kv_heads, hd};
-  KvLayer cl{host_view(kc, slots, width), host_view(vc, slots, width), bs, kv_heads, hd};
+  KvLayer cl{view(kc, slots, width), view(vc, slots, width), bs, kv_heads, hd};
   const int32_t* d_table = device_ints(table);
 
   int begin = 0;
@@ -218,10 +218,10 @@ TEST_F(CudaAttention, ChunkedPrefillThroughKvWrite) {
         dq, dl, AttentionBatch{1, int(n), 10, end, device_ints(qs), device_ints(sl), d_table},
         heads, 1.0f / std::sqrt(float(hd)), dout);
 
-    Tensor ck = host_view(k, n, width), cv = host_view(v, n, width);
+    Tensor ck = view(k, n, width), cv = view(v, n, width);
     cpu->kv_write(ck, cv, slot_of.data(), cl);
     std::vector<float> want(q.size());
-    Tensor cq = host_view(q, n, qw), cout_ = host_view(want, n, qw);
+    Tensor cq = view(q, n, qw), cout_ = view(want, n, qw);
     cpu->paged_attention(cq, cl,
                          AttentionBatch{1, int(n), 10, end, qs.data(), sl.data(), table.data()},
                          heads, 1.0f / std::sqrt(float(hd)), cout_);

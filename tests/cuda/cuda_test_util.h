@@ -19,17 +19,9 @@
 #include "engine/common/error.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "tests/kernels/kernel_test_util.h"  // random_floats, view, nmse
 
 namespace herd::test {
-
-inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f,
-                                        float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 // The floats a BF16 tensor holding v would hold.
 inline std::vector<float> round_bf16(const std::vector<float>& v) {
@@ -67,18 +59,6 @@ inline std::vector<float> decode(const std::vector<uint8_t>& bytes, DType dtype)
   return v;
 }
 
-// sum (got - want)^2 / sum want^2 (scale-free; NaN anywhere makes it NaN, which fails any <).
-inline double nmse(const std::vector<float>& got, const std::vector<float>& want) {
-  EXPECT_EQ(got.size(), want.size());
-  double err = 0.0, ref = 0.0;
-  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
-    const double d = double(got[i]) - want[i];
-    err += d * d;
-    ref += double(want[i]) * want[i];
-  }
-  return ref > 0.0 ? err / ref : err;
-}
-
 // Checks nmse(got, want) < bound and prints the value, so a GPU run's log shows how far under
 // (or over) its bound each comparison landed.
 inline void expect_nmse_below(const std::vector<float>& got, const std::vector<float>& want,
@@ -86,11 +66,6 @@ inline void expect_nmse_below(const std::vector<float>& got, const std::vector<f
   const double e = nmse(got, want);
   std::printf("  nmse %.3g (bound %.0e)\n", e, bound);
   EXPECT_LT(e, bound);
-}
-
-inline Tensor host_view(std::vector<float>& v, int64_t rows, int64_t cols) {
-  EXPECT_EQ(int64_t(v.size()), rows * cols);
-  return Tensor{v.data(), DType::kF32, rows, cols};
 }
 
 // Error bounds by kind of op (normalized MSE against the CPU backend fed the same BF16-rounded

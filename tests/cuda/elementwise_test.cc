@@ -13,7 +13,7 @@ namespace herd {
 namespace {
 
 using test::CudaBackendTest;
-using test::host_view;
+using test::view;
 using test::random_floats;
 using test::round_bf16;
 
@@ -34,7 +34,7 @@ TEST_F(CudaElementwise, EmbeddingOfEveryTableDtype) {
 
       auto tab = test::decode(host_bytes, dt);
       std::vector<float> want(size_t(n * dim));
-      Tensor cpu_table{tab.data(), DType::kF32, vocab, dim}, cpu_out = host_view(want, n, dim);
+      Tensor cpu_table{tab.data(), DType::kF32, vocab, dim}, cpu_out = view(want, n, dim);
       cpu->embedding(cpu_table, ids.data(), cpu_out);
       test::expect_nmse_below(fetch(out), want, test::kRoundingBound);
     }
@@ -58,8 +58,8 @@ TEST_F(CudaElementwise, RmsNormAndFusedAddNorm) {
         Tensor dx = device(x, rows, dim), out = poisoned(rows, dim);
         gpu->rms_norm(dx, w, eps, out);
         std::vector<float> want(x.size());
-        Tensor cx = host_view(x, rows, dim), cw = host_view(wf, 1, dim);
-        Tensor cout_ = host_view(want, rows, dim);
+        Tensor cx = view(x, rows, dim), cw = view(wf, 1, dim);
+        Tensor cout_ = view(want, rows, dim);
         cpu->rms_norm(cx, cw, eps, cout_);
         test::expect_nmse_below(fetch(out), want, test::kRoundingBound);
 
@@ -67,7 +67,7 @@ TEST_F(CudaElementwise, RmsNormAndFusedAddNorm) {
         Tensor dres = device(res, rows, dim), out2 = poisoned(rows, dim);
         gpu->add_rms_norm(dres, dx, w, eps, out2);
         std::vector<float> res_cpu = res, want2(x.size());
-        Tensor cres = host_view(res_cpu, rows, dim), cout2 = host_view(want2, rows, dim);
+        Tensor cres = view(res_cpu, rows, dim), cout2 = view(want2, rows, dim);
         cpu->add_rms_norm(cres, cx, cw, eps, cout2);
         const auto got_res = fetch(dres);
         EXPECT_EQ(got_res, round_bf16(res_cpu)) << "residual + x, rounded once to BF16";
@@ -85,8 +85,8 @@ TEST_F(CudaElementwise, Swiglu) {
     Tensor dg = device(g, 1, count), du = device(u, 1, count), out = poisoned(1, count);
     gpu->swiglu(dg, du, out);
     std::vector<float> want(static_cast<size_t>(count));
-    Tensor cg = host_view(g, 1, count), cu = host_view(u, 1, count);
-    Tensor co = host_view(want, 1, count);
+    Tensor cg = view(g, 1, count), cu = view(u, 1, count);
+    Tensor co = view(want, 1, count);
     cpu->swiglu(cg, cu, co);
     test::expect_nmse_below(fetch(out), want, test::kRoundingBound);
   }
@@ -114,7 +114,7 @@ TEST_F(CudaElementwise, RopeUpToPosition131071) {
       Tensor dx = device(x, n, width);
       gpu->rope(dx, heads, hd, device_ints(pos), device_floats(freq));
       std::vector<float> want = x;
-      Tensor cx = host_view(want, n, width);
+      Tensor cx = view(want, n, width);
       cpu->rope(cx, heads, hd, pos.data(), freq.data());
       const auto got = fetch(dx);
       test::expect_nmse_below(got, want, test::kRoundingBound);

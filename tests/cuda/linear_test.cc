@@ -7,7 +7,7 @@
 namespace herd {
 namespace {
 
-using test::host_view;
+using test::view;
 using test::random_floats;
 using test::round_bf16;
 
@@ -28,8 +28,8 @@ class CudaLinear : public test::CudaBackendTest {
     gpu->linear(dx, w, out);
     auto wf = test::decode(wbytes, wdt);
     std::vector<float> want(size_t(s.n * s.o));
-    Tensor cx = host_view(x, s.n, s.k), cw = host_view(wf, s.o, s.k);
-    Tensor co = host_view(want, s.n, s.o);
+    Tensor cx = view(x, s.n, s.k), cw = view(wf, s.o, s.k);
+    Tensor co = view(want, s.n, s.o);
     cpu->linear(cx, cw, co);
     test::expect_nmse_below(fetch(out), want, test::kMatmulBound);
   }

@@ -59,7 +59,7 @@ inline Tensor view(std::vector<float>& v, int64_t rows, int64_t cols) {
 inline double nmse(const std::vector<float>& got, const std::vector<float>& want) {
   EXPECT_EQ(got.size(), want.size());
   double err = 0.0, ref = 0.0;
-  for (size_t i = 0; i < want.size(); ++i) {
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
     const double d = double(got[i]) - want[i];
     err += d * d;
     ref += double(want[i]) * want[i];
