@@ -157,7 +157,14 @@ void start_sse(HttpContext& ctx, httplib::Response& res, std::shared_ptr<Request
   };
   auto releaser = [&ctx, stream, log_entry, written](bool success) mutable {
     written();
-    if (!stream->done()) ctx.client.abort(*stream);
+    if (!stream->done()) {
+      ctx.client.abort(*stream);
+      // The engine applies the abort at its next step; wait (bounded) for the final deltas so
+      // that the log line has the tokens the request really used.
+      std::vector<StreamEvent> rest;
+      for (int i = 0; i < 40 && !stream->done(); ++i)
+        stream->next(rest, std::chrono::milliseconds(50));
+    }
     ctx.client.release(*stream);
     StreamSummary s = stream->summary();
     log_entry.status = 200;
