@@ -107,8 +107,9 @@ double gb_for_blocks(const EngineOptions& o, int64_t blocks) {
 }
 
 int run_bench_offline(const std::vector<std::string>& args) {
-  Flags f(args, with_engine_value_flags({"workload", "seed", "kv-blocks", "prompts",
-                                          "prompt-len", "max-tokens", "n"}),
+  Flags f(args,
+          with_engine_value_flags(
+              {"workload", "seed", "kv-blocks", "prompts", "prompt-len", "max-tokens", "n"}),
           with_engine_switches({"json"}));
   EngineOptions opts = engine_options_from_flags(f);
   const std::string kind = f.str("workload", "throughput");
@@ -151,9 +152,13 @@ int run_bench_offline(const std::vector<std::string>& args) {
   j["date"] = bench::utc_date();
   j["machine"] = bench::cpu_model() + ", " + std::to_string(std::thread::hardware_concurrency()) +
                  " hardware threads, load " + bench::load_average();
-  j["workload"] = {{"name", kind},         {"prompts", w.prompts}, {"prompt_len", w.prompt_len},
-                   {"n", w.n},             {"max_tokens", w.max_tokens},
-                   {"kv_blocks", kv_blocks}, {"block_size", opts.block_size}};
+  j["workload"] = {{"name", kind},
+                   {"prompts", w.prompts},
+                   {"prompt_len", w.prompt_len},
+                   {"n", w.n},
+                   {"max_tokens", w.max_tokens},
+                   {"kv_blocks", kv_blocks},
+                   {"block_size", opts.block_size}};
   auto log = [&](const char* name, const RunResult& r) {
     std::fprintf(stderr, "[bench] %-28s %8.2f s  %10.1f output tok/s  preemptions %lld\n", name,
                  r.seconds, r.output_tokens_per_s(), (long long)r.preemptions);

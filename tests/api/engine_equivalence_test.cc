@@ -23,7 +23,8 @@ std::vector<Request> workload() {
     std::vector<int32_t> p = test_prompt(5 + 23 * i, i);
     if (i % 2 == 0) p.insert(p.begin(), shared.begin(), shared.end());
     if (i % 3 == 2)
-      reqs.push_back(seeded_request(std::string("r").append(std::to_string(i)), p, 24, 1000 + i, /*n=*/3));
+      reqs.push_back(
+          seeded_request(std::string("r").append(std::to_string(i)), p, 24, 1000 + i, /*n=*/3));
     else if (i % 3 == 1)
       reqs.push_back(seeded_request(std::string("r").append(std::to_string(i)), p, 24, 2000 + i));
     else

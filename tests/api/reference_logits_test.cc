@@ -50,7 +50,8 @@ std::vector<std::vector<float>> engine_logits(const std::string& dir,
   auto backend = make_cpu_backend(2);
   const int bs = 16;
   KvCache kv(*backend, cfg, /*num_blocks=*/8, bs);
-  LlamaModel model(cfg, weights, *backend, /*max_tokens=*/128, /*max_seqs=*/64);  // logits rows <= max_seqs
+  LlamaModel model(cfg, weights, *backend, /*max_tokens=*/128,
+                   /*max_seqs=*/64);                            // logits rows <= max_seqs
   const std::vector<int32_t> table = {5, 2, 7, 0, 3, 1, 6, 4};  // scattered pages on purpose
   std::vector<std::vector<float>> rows;
   for (auto [begin, end] : {std::pair<int, int>{0, split}, {split, int(ids.size())}}) {

@@ -73,10 +73,9 @@ TEST(Stories260K, HerdConvertAndGenerateCommandsReproduceExpectedText) {
           " 2>/dev/null",
       &status);
   ASSERT_EQ(status, 0);
-  const std::string text =
-      run(std::string(HERD_BINARY) + " generate --model " + dir.path() +
-              " --prompt '' --max-tokens 200 --temperature 0 2>/dev/null",
-          &status);
+  const std::string text = run(std::string(HERD_BINARY) + " generate --model " + dir.path() +
+                                   " --prompt '' --max-tokens 200 --temperature 0 2>/dev/null",
+                               &status);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(text, testing::read_file(kData + "/expected.txt"));
 }

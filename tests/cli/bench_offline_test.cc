@@ -34,8 +34,9 @@ class BenchOffline : public ::testing::Test {
 
 TEST_F(BenchOffline, RejectionSamplingReportsRatiosOverEqualWork) {
   int status = 0;
-  const std::string out = run(base() + " --workload rs --prompts 2 --prompt-len 40 "
-                                       "--max-tokens 5 --n 3 --kv-blocks 12 --json 2>/dev/null",
+  const std::string out = run(base() +
+                                  " --workload rs --prompts 2 --prompt-len 40 "
+                                  "--max-tokens 5 --n 3 --kv-blocks 12 --json 2>/dev/null",
                               &status);
   ASSERT_EQ(status, 0) << out;
   const auto j = nlohmann::json::parse(out);
@@ -52,7 +53,8 @@ TEST_F(BenchOffline, RejectionSamplingReportsRatiosOverEqualWork) {
 TEST_F(BenchOffline, ThroughputWorkloadRuns) {
   int status = 0;
   const std::string out = run(
-      base() + " --workload throughput --prompts 3 --prompt-len 20 --max-tokens 4 --json 2>/dev/null",
+      base() +
+          " --workload throughput --prompts 3 --prompt-len 20 --max-tokens 4 --json 2>/dev/null",
       &status);
   ASSERT_EQ(status, 0) << out;
   const auto j = nlohmann::json::parse(out);
