@@ -183,7 +183,7 @@ bool handle_chat_completions(HttpContext& ctx, const httplib::Request& req, http
   er.params = r->params;
   auto run = std::make_shared<ChatRun>(ctx, *r, er.id);
   auto stream = ctx.client.submit({std::move(er)});
-  return respond_with_run(ctx, res, r->stream, run, stream, log);
+  return respond_with_run(ctx, res, r->stream, run, stream, log, r);
 }
 
 }  // namespace herd::server

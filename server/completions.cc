@@ -167,7 +167,7 @@ bool handle_completions(HttpContext& ctx, const httplib::Request& req, httplib::
   }
   auto run = std::make_shared<CompletionRun>(ctx, *r, id, std::move(prompt_ids));
   auto stream = ctx.client.submit(std::move(reqs));
-  return respond_with_run(ctx, res, r->stream, run, stream, log);
+  return respond_with_run(ctx, res, r->stream, run, stream, log, r);
 }
 
 }  // namespace herd::server

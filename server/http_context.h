@@ -82,16 +82,17 @@ void log_summary(RequestLogEntry& log, const StreamSummary& s);
 // The tail every generation route shares: stream the run's SSE chunks (returns true: logged
 // when the stream ends), or wait for it and answer with its JSON body. `Run` provides
 // start_text(), on_events(events), done_text(stream), collect(events), engine_error() and
-// body(stream) (ChatRun, CompletionRun).
+// body(stream) (ChatRun, CompletionRun); `request` is the parsed request the run refers to.
 template <class Run>
 bool respond_with_run(HttpContext& ctx, httplib::Response& res, bool streaming,
                       std::shared_ptr<Run> run, std::shared_ptr<RequestStream> stream,
-                      RequestLogEntry& log) {
+                      RequestLogEntry& log, std::shared_ptr<const void> request) {
   if (streaming) {
     SseCallbacks cb;
-    cb.on_start = [run] { return run->start_text(); };
-    cb.on_events = [run](std::vector<StreamEvent>& ev) { return run->on_events(ev); };
-    cb.on_done = [run, s = stream.get()] { return run->done_text(*s); };
+    // The run refers to the parsed request: the SSE callbacks keep it alive with the run.
+    cb.on_start = [run, request] { return run->start_text(); };
+    cb.on_events = [run, request](std::vector<StreamEvent>& ev) { return run->on_events(ev); };
+    cb.on_done = [run, request, s = stream.get()] { return run->done_text(*s); };
     start_sse(ctx, res, stream, std::move(cb), log);
     return true;
   }
