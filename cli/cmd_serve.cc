@@ -32,7 +32,7 @@ constexpr const char* kUsage =
     "[--max-body-bytes N] [--shutdown-timeout SEC] [--max-connections N] [--kv-cache-gb GB] "
     "[--max-num-seqs N] [--max-num-batched-tokens N] [--max-model-len N] [--block-size N] "
     "[--policy reserve|optimistic] [--no-prefix-caching] [--threads N] [--max-waiting N] "
-    "[--device cpu|cuda|auto]";
+    "[--device cpu|cuda|auto] [--prefix-cache-salt STR (default: random per process)]";
 
 int int_flag(const Flags& f, const std::string& name, int64_t def, int64_t lo, int64_t hi) {
   int64_t v = f.i64(name, def);
@@ -56,6 +56,7 @@ EngineOptions engine_options(const Flags& f) {
   o.max_model_len = int_flag(f, "max-model-len", o.max_model_len, 0, 1 << 24);
   o.max_waiting = int_flag(f, "max-waiting", o.max_waiting, 0, 1 << 24);
   o.enable_prefix_caching = !f.has("no-prefix-caching");
+  if (f.has("prefix-cache-salt")) o.cache_salt = f.str("prefix-cache-salt", "");
   std::string policy = f.str("policy", "optimistic");
   if (policy == "reserve")
     o.policy = AdmissionPolicy::kReserve;
@@ -92,7 +93,7 @@ int run_serve(const std::vector<std::string>& args) {
           {"model", "host", "port", "grpc-port", "api-key", "served-model-name", "max-body-bytes",
            "shutdown-timeout", "max-connections", "kv-cache-gb", "max-num-seqs",
            "max-num-batched-tokens", "max-model-len", "block-size", "policy", "threads",
-           "max-waiting", "device"},
+           "max-waiting", "device", "prefix-cache-salt"},
           {"metrics-public", "no-prefix-caching"});
   EngineOptions eo = engine_options(f);
   server::ServerOptions so = server_options(f, eo.model_dir);

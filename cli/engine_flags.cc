@@ -5,15 +5,30 @@
 namespace herd::cli {
 
 const std::set<std::string>& engine_value_flags() {
-  static const std::set<std::string> s = {
-      "model",        "device",    "threads",          "kv-cache-gb",   "block-size",
-      "max-num-seqs", "max-num-batched-tokens", "max-model-len", "policy",  "max-waiting"};
+  static const std::set<std::string> s = {"model",
+                                          "device",
+                                          "threads",
+                                          "kv-cache-gb",
+                                          "block-size",
+                                          "max-num-seqs",
+                                          "max-num-batched-tokens",
+                                          "max-model-len",
+                                          "policy",
+                                          "max-waiting",
+                                          "prefix-cache-salt"};
   return s;
 }
 
 const std::set<std::string>& engine_switches() {
   static const std::set<std::string> s = {"no-prefix-caching", "no-chunked-prefill"};
   return s;
+}
+
+const char* engine_flags_usage() {
+  return "--model DIR [--device cpu|cuda|auto] [--threads N] [--kv-cache-gb GB] "
+         "[--block-size N] [--max-num-seqs N] [--max-num-batched-tokens N] [--max-model-len N] "
+         "[--policy reserve|optimistic] [--max-waiting N] [--no-prefix-caching] "
+         "[--no-chunked-prefill] [--prefix-cache-salt STR (default: random per process)]";
 }
 
 std::set<std::string> with_engine_value_flags(std::set<std::string> own) {
@@ -46,6 +61,7 @@ EngineOptions engine_options_from_flags(const Flags& f) {
     throw InvalidArgument("policy", "--policy must be reserve or optimistic, got '" + policy + "'");
   o.enable_prefix_caching = !f.has("no-prefix-caching");
   o.enable_chunked_prefill = !f.has("no-chunked-prefill");
+  if (f.has("prefix-cache-salt")) o.cache_salt = f.str("prefix-cache-salt", "");
   if (o.kv_cache_gb <= 0) throw InvalidArgument("kv-cache-gb", "--kv-cache-gb must be > 0");
   if (o.block_size < 1 || o.block_size > 1024)
     throw InvalidArgument("block-size", "--block-size must be in [1, 1024]");

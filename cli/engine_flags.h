@@ -13,6 +13,9 @@ namespace herd::cli {
 const std::set<std::string>& engine_value_flags();
 const std::set<std::string>& engine_switches();
 
+// One line naming them, for `herd <command> --help` ("[engine flags]" in a command's usage).
+const char* engine_flags_usage();
+
 // Merges extra flag names into the engine's, for a command's own Flags parser.
 std::set<std::string> with_engine_value_flags(std::set<std::string> own);
 std::set<std::string> with_engine_switches(std::set<std::string> own);

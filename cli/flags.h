@@ -1,5 +1,7 @@
 // Minimal `--name value` / `--switch` parser for subcommands. Unknown flags, missing values and
-// malformed numbers are herd::InvalidArgument errors naming the flag.
+// malformed numbers are herd::InvalidArgument errors naming the flag. `--help` or `-h` where a
+// flag may stand (not as another flag's value) throws HelpRequested: main() prints the
+// command's usage on stdout and exits 0.
 #pragma once
 
 #include <map>
@@ -9,6 +11,12 @@
 #include <vector>
 
 namespace herd::cli {
+
+// Not a std::exception: no error handler mistakes it for a failure.
+struct HelpRequested {};
+
+// True for the arguments that ask for help: "--help", "-h".
+bool is_help_flag(const std::string& arg);
 
 class Flags {
  public:

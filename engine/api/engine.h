@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -34,7 +35,9 @@ struct EngineOptions {
   bool enable_chunked_prefill = true;
   AdmissionPolicy policy = AdmissionPolicy::kOptimistic;
   int max_waiting = 1024;            // beyond it add_request throws QueueFull
-  std::string cache_salt;            // per-server salt of prefix-cache keys
+  // Per-server salt of prefix-cache keys. Unset (default): 32 random bytes per process, so keys
+  // are unguessable; set (`--prefix-cache-salt`) only to make them reproducible.
+  std::optional<std::string> cache_salt;
 };
 
 struct EngineStats {

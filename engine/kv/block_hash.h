@@ -2,26 +2,37 @@
 // contents: the key of the block before it (so the whole prefix is covered), its token ids, and
 // any extra keys of the inputs that overlap it (an image's content hash, ...). The chain starts
 // from a root derived from the per-server salt and the request's cache_salt, so tenants never
-// share pages. The key is XXH3-128: collision resistant enough that a hit is trusted without
-// comparing tokens (vLLM's lesson: a 64-bit key is not).
+// share pages.
+//
+// The key is SHA-256 (32 bytes, OpenSSL libcrypto), the fix vLLM made for GHSA-rm76-4mrf-v9r8:
+// a hit is trusted without comparing tokens, so the key must be collision resistant against
+// someone who chooses the tokens, not just against chance (a fast non-cryptographic hash such
+// as XXH3-128 is not). The server salt defaults to 32 bytes from the kernel CSPRNG, so keys of
+// one process are unguessable from outside and never match another process's.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace herd {
 
 struct BlockKey {
-  uint64_t lo = 0;
-  uint64_t hi = 0;
+  std::array<unsigned char, 32> bytes{};
   friend bool operator==(const BlockKey&, const BlockKey&) = default;
+  std::string hex() const;  // 64 lowercase hex digits
 };
 
 struct BlockKeyHasher {
+  // The key is a SHA-256 output rooted in a secret salt: its first 8 bytes are already uniform.
   size_t operator()(const BlockKey& k) const {
-    return size_t(k.lo ^ (k.hi * 0x9E3779B97F4A7C15ull));
+    size_t h;
+    std::memcpy(&h, k.bytes.data(), sizeof h);
+    return h;
   }
 };
 
@@ -56,13 +67,22 @@ struct KeyInputs {
   std::span<const ExtraKey> extra;  // sorted or not; only overlapping ones count
 };
 
-// XXH3-128 of arbitrary bytes, as a BlockKey.
+// SHA-256 of arbitrary bytes, as a BlockKey.
 BlockKey hash_bytes(const void* data, size_t size);
 
-// The parent of a sequence's first block: hash(server root, request cache_salt).
+// 32 bytes from the kernel CSPRNG (getrandom(2)); throws std::runtime_error if it fails.
+std::string random_salt();
+
+// The root of every chain of one server: SHA-256 of its salt.
+BlockKey server_root_key(std::string_view server_salt);
+
+// The parent of a sequence's first block: SHA-256(server root (32 bytes) | request cache_salt).
 BlockKey root_key(const BlockKey& server_root, std::string_view cache_salt);
 
-// Key of the block holding tokens [begin, end) of `in.tokens`, given its parent's key.
+// Key of the block holding tokens [begin, end) of `in.tokens`, given its parent's key:
+// SHA-256(parent (32) | end - begin (int32) | tokens (int32 each) | per overlapping extra key:
+// start, end (int32 each), content (32)). Integers are little-endian (the host order of every
+// supported target). Fixed-width fields and the token count make the encoding injective.
 BlockKey block_key(const BlockKey& parent, const KeyInputs& in, int begin, int end);
 
 }  // namespace herd

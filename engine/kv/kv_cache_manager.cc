@@ -7,9 +7,9 @@
 namespace herd {
 
 KvCacheManager::KvCacheManager(int num_blocks, int block_size, bool enable_caching,
-                               std::string server_salt)
+                               std::optional<std::string> server_salt)
     : pool_(num_blocks, block_size, enable_caching),
-      server_root_(hash_bytes(server_salt.data(), server_salt.size())) {}
+      server_root_(server_root_key(server_salt ? *server_salt : random_salt())) {}
 
 void KvCacheManager::ensure_keys(BlockTable& table, const KeyInputs& in,
                                  int num_full_blocks) const {

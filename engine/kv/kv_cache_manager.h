@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,9 +36,11 @@ struct KvStats {
 
 class KvCacheManager {
  public:
-  // server_salt: folded into every key so that two servers (or a restart with a new salt)
-  // never agree on keys.
-  KvCacheManager(int num_blocks, int block_size, bool enable_caching, std::string server_salt = "");
+  // server_salt: the root of every key chain. Unset (the default): 32 bytes from the kernel
+  // CSPRNG, so keys are unguessable and no two managers (processes, restarts) agree on them.
+  // Set it only to make keys reproducible (tests, `--prefix-cache-salt`).
+  KvCacheManager(int num_blocks, int block_size, bool enable_caching,
+                 std::optional<std::string> server_salt = std::nullopt);
 
   BlockPool& pool() { return pool_; }
   const BlockPool& pool() const { return pool_; }

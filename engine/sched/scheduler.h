@@ -47,6 +47,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -69,7 +70,7 @@ struct SchedulerConfig {
   bool enable_chunked_prefill = true;
   bool enable_prefix_caching = true;
   AdmissionPolicy policy = AdmissionPolicy::kOptimistic;
-  std::string cache_salt;  // per-server salt of prefix-cache keys
+  std::optional<std::string> cache_salt;  // prefix-cache key salt; unset = random per manager
 };
 
 struct SchedulerStats {

@@ -9,7 +9,12 @@
 namespace herd {
 namespace {
 
-BlockKey key(uint64_t v) { return BlockKey{v, ~v}; }
+BlockKey key(uint64_t v) {
+  BlockKey k;
+  for (size_t i = 0; i < k.bytes.size(); ++i) k.bytes[i] = (unsigned char)(v >> (8 * (i % 8)));
+  k.bytes[31] ^= 0xa5;
+  return k;
+}
 
 TEST(BlockPool, RejectsBadSizes) {
   EXPECT_THROW(BlockPool(0, 16, true), InvalidArgument);

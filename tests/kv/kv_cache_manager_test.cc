@@ -180,3 +180,63 @@ TEST(KvCacheManager, InvariantCheckCatchesAMissingHolder) {
 
 }  // namespace
 }  // namespace herd
+
+namespace herd {
+namespace {
+
+// Keys of a sequence's first `n` full blocks, computed as after a step.
+std::vector<BlockKey> keys_after_compute(KvCacheManager& m, const std::vector<int32_t>& tokens,
+                                         std::string_view salt = "") {
+  BlockTable t;
+  EXPECT_GE(m.allocate_slots(t, int(tokens.size())), 0);
+  m.commit_computed(t, in(tokens, salt), int(tokens.size()));
+  m.free(t);
+  return t.keys;
+}
+
+TEST(KvCacheManagerSalt, UnpinnedServerSaltIsRandomPerManager) {
+  // Without a pinned salt each manager draws its own from the CSPRNG: the same tokens get
+  // different keys, so keys cannot be predicted (or precomputed) from outside the process.
+  KvCacheManager a(8, 4, true), b(8, 4, true);
+  const auto tokens = iota_tokens(8);
+  const auto ka = keys_after_compute(a, tokens), kb = keys_after_compute(b, tokens);
+  ASSERT_EQ(ka.size(), 2u);
+  ASSERT_EQ(kb.size(), 2u);
+  EXPECT_NE(ka[0], kb[0]);
+  EXPECT_NE(ka[1], kb[1]);
+  // Each manager is still consistent with itself: the prefix hits.
+  BlockTable t;
+  auto longer = tokens;
+  longer.push_back(0);
+  EXPECT_EQ(a.find_cached_prefix(t, in(longer)).size(), 2u);
+}
+
+TEST(KvCacheManagerSalt, PinnedServerSaltGivesReproducibleSha256Keys) {
+  KvCacheManager a(8, 16, true, std::string("herd-test-salt")),
+      b(8, 16, true, std::string("herd-test-salt"));
+  std::vector<int32_t> tokens(32);
+  for (int i = 0; i < 32; ++i) tokens[size_t(i)] = i;
+  const auto ka = keys_after_compute(a, tokens, "tenant-a");
+  EXPECT_EQ(ka, keys_after_compute(b, tokens, "tenant-a"));
+  ASSERT_EQ(ka.size(), 2u);
+  // SHA-256(SHA-256(SHA-256("herd-test-salt") | "tenant-a") | int32 16 | int32 0..15), from
+  //   python3 -c 'import hashlib,struct;H=lambda b:hashlib.sha256(b).digest();
+  //     root=H(H(b"herd-test-salt")+b"tenant-a");
+  //     print(H(root+struct.pack("<i",16)+struct.pack("<16i",*range(16))).hex())'
+  EXPECT_EQ(ka[0].hex(), "d8194c04467cd1ee8116c99767f88187b526ceef4a6d19a038090ba2799fdd61");
+  KvCacheManager c(8, 16, true, std::string("other-salt"));
+  EXPECT_NE(ka[0], keys_after_compute(c, tokens, "tenant-a")[0]);
+}
+
+TEST(KvCacheManagerSalt, RequestCacheSaltIsolatesTenants) {
+  KvCacheManager m(16, 4, true);
+  const auto tokens = iota_tokens(13);  // 3 full blocks can hit
+  keys_after_compute(m, tokens, "tenant-a");
+  BlockTable same, other, none;
+  EXPECT_EQ(m.find_cached_prefix(same, in(tokens, "tenant-a")).size(), 3u);
+  EXPECT_TRUE(m.find_cached_prefix(other, in(tokens, "tenant-b")).empty());
+  EXPECT_TRUE(m.find_cached_prefix(none, in(tokens, "")).empty());
+}
+
+}  // namespace
+}  // namespace herd
