@@ -5,9 +5,17 @@
 namespace herd::cli {
 
 const std::set<std::string>& engine_value_flags() {
-  static const std::set<std::string> s = {
-      "model",        "device",    "threads",          "kv-cache-gb",   "block-size",
-      "max-num-seqs", "max-num-batched-tokens", "max-model-len", "policy",  "max-waiting"};
+  static const std::set<std::string> s = {"model",
+                                          "device",
+                                          "threads",
+                                          "kv-cache-gb",
+                                          "block-size",
+                                          "max-num-seqs",
+                                          "max-num-batched-tokens",
+                                          "max-model-len",
+                                          "policy",
+                                          "max-waiting",
+                                          "long-prefill-token-threshold"};
   return s;
 }
 
@@ -37,6 +45,8 @@ EngineOptions engine_options_from_flags(const Flags& f) {
   o.max_num_batched_tokens = int(f.i64("max-num-batched-tokens", o.max_num_batched_tokens));
   o.max_model_len = int(f.i64("max-model-len", o.max_model_len));
   o.max_waiting = int(f.i64("max-waiting", o.max_waiting));
+  o.long_prefill_token_threshold =
+      int(f.i64("long-prefill-token-threshold", o.long_prefill_token_threshold));
   const std::string policy = f.str("policy", "optimistic");
   if (policy == "reserve")
     o.policy = AdmissionPolicy::kReserve;
@@ -53,6 +63,9 @@ EngineOptions engine_options_from_flags(const Flags& f) {
   if (o.max_num_batched_tokens < 1)
     throw InvalidArgument("max-num-batched-tokens", "--max-num-batched-tokens must be >= 1");
   if (o.max_model_len < 0) throw InvalidArgument("max-model-len", "--max-model-len must be >= 0");
+  if (o.long_prefill_token_threshold < -1)
+    throw InvalidArgument("long-prefill-token-threshold",
+                          "--long-prefill-token-threshold must be -1 (auto), 0 (off) or > 0");
   return o;
 }
 

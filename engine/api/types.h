@@ -66,7 +66,11 @@ struct Output {
   std::string stop_reason;          // the stop string or token that ended it, if any
   bool request_finished = false;
   Usage usage;
-  std::string error;                // set with kAbort when the engine failed the request
+  // Non-empty when the engine failed the request (with finish_reason kAbort): a NaN or
+  // infinite logit in this request's row (only this request ends; the rest of the batch goes
+  // on), a failed step (the engine is then unhealthy, see Engine::health), or shutdown.
+  // Clients answer it as an error (the server: an error event / HTTP 500), never as success.
+  std::string error;
 };
 
 }  // namespace herd
