@@ -69,7 +69,11 @@ EngineOptions engine_options(const Flags& f) {
   o.long_prefill_token_threshold =
       int_flag(f, "long-prefill-token-threshold", o.long_prefill_token_threshold, -1, 1 << 24);
   if (const char* fail = std::getenv("HERD_TEST_FAIL_STEP_AFTER")) {
-    o.test_fail_step_after = std::atoll(fail);
+    char* end = nullptr;
+    o.test_fail_step_after = std::strtoll(fail, &end, 10);
+    if (*fail == '\0' || *end != '\0' || o.test_fail_step_after < 0)
+      throw InvalidArgument("HERD_TEST_FAIL_STEP_AFTER",
+                            "HERD_TEST_FAIL_STEP_AFTER must be a step count >= 0");
     std::fprintf(stderr,
                  "herd serve: test hook HERD_TEST_FAIL_STEP_AFTER=%lld: engine steps "
                  "after that fail as a device fault would\n",

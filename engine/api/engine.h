@@ -96,9 +96,10 @@ class Engine {
   virtual void add_request(Request req, OutputSink sink) = 0;
   // Aborts a queued or running request at any moment; the engine thread frees its blocks at the
   // start of its next step (before handing out any new block), and its sink gets a final
-  // kAbort delta. Unknown ids are ignored. The abort is bound to the request live under that
-  // id when abort() is called: if that request finishes first and a new request reuses the id
-  // before the abort lands, the new request is not touched.
+  // kAbort delta. An id with no live request when abort() is called is ignored (even if a
+  // request with that id is added before the next step). The abort is bound to the request live
+  // under that id when abort() is called: if that request finishes first and a new request reuses
+  // the id before the abort lands, the new request is not touched.
   virtual void abort(const std::string& request_id) = 0;
   // Offline: runs all requests to completion; result[i] holds request i's samples' full text.
   virtual std::vector<std::vector<Output>> generate(std::vector<Request> reqs) = 0;

@@ -167,6 +167,27 @@ TEST(EngineFailures, StaleAbortDoesNotHitANewRequestReusingTheId) {
   EXPECT_EQ(b.tokens().size(), 6u);
 }
 
+// abort("y") while no "y" is live, then a request "y" added before the next step: the abort
+// was for nothing live and must not hit the new request (both happen inside one step, from
+// the logits hook, so the order is deterministic).
+TEST(EngineFailures, AbortOfAnIdNotYetLiveDoesNotHitARequestAddedLater) {
+  auto e = make_test_engine(tiny_engine_options());
+  Collector driver, y;
+  bool done = false;
+  e->set_logits_hook([&](const std::string& id, int, std::span<float>) {
+    if (id == "driver" && !done) {
+      done = true;
+      e->abort("y");
+      e->add_request(greedy_request("y", test_prompt(12, 4), 4), y.sink());
+    }
+  });
+  e->add_request(greedy_request("driver", test_prompt(10, 0), 3), driver.sink());
+  driver.wait();
+  y.wait();
+  EXPECT_EQ(y.last().finish_reason, FinishReason::kLength) << "an earlier abort hit request y";
+  EXPECT_EQ(y.tokens().size(), 4u);
+}
+
 TEST(EngineFailures, LiveIdIsRejectedNamingRequestIdUntilItsFinalDelta) {
   auto e = make_test_engine(tiny_engine_options());
   Collector a;
