@@ -1,13 +1,20 @@
 // `herd serve`: the OpenAI-compatible HTTP server (and gRPC, when built in) over one Engine.
 // SIGINT/SIGTERM drain gracefully: stop accepting, let in-flight requests finish until
 // --shutdown-timeout, abort the rest, exit 0. A second signal cuts the drain short.
+// An engine that turns unhealthy (a step failed on the backend: see Engine::health) is
+// noticed within kHealthPollMs: the server drains the same way (the engine has already ended
+// every live request with an error) and exits with status kExitEngineFailed (3), so that an
+// orchestrator restarts it. Test hook: HERD_TEST_FAIL_STEP_AFTER=N in the environment makes
+// every engine step after N fail as a device fault would (tests/cli/serve_engine_fault.sh).
 #ifdef HERD_HAVE_SERVER
 
 #include <pthread.h>
 #include <signal.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <thread>
 
 #include "cli/command.h"
@@ -32,7 +39,11 @@ constexpr const char* kUsage =
     "[--max-body-bytes N] [--shutdown-timeout SEC] [--max-connections N] [--kv-cache-gb GB] "
     "[--max-num-seqs N] [--max-num-batched-tokens N] [--max-model-len N] [--block-size N] "
     "[--policy reserve|optimistic] [--no-prefix-caching] [--threads N] [--max-waiting N] "
-    "[--device cpu|cuda|auto] [--prefix-cache-salt STR (default: random per process)]";
+    "[--device cpu|cuda|auto] [--prefix-cache-salt STR (default: random per process)] "
+    "[--long-prefill-token-threshold N (-1 auto, 0 off)]";
+
+constexpr int kHealthPollMs = 200;
+constexpr int kExitEngineFailed = 3;
 
 int int_flag(const Flags& f, const std::string& name, int64_t def, int64_t lo, int64_t hi) {
   int64_t v = f.i64(name, def);
@@ -57,6 +68,19 @@ EngineOptions engine_options(const Flags& f) {
   o.max_waiting = int_flag(f, "max-waiting", o.max_waiting, 0, 1 << 24);
   o.enable_prefix_caching = !f.has("no-prefix-caching");
   if (f.has("prefix-cache-salt")) o.cache_salt = f.str("prefix-cache-salt", "");
+  o.long_prefill_token_threshold =
+      int_flag(f, "long-prefill-token-threshold", o.long_prefill_token_threshold, -1, 1 << 24);
+  if (const char* fail = std::getenv("HERD_TEST_FAIL_STEP_AFTER")) {
+    char* end = nullptr;
+    o.test_fail_step_after = std::strtoll(fail, &end, 10);
+    if (*fail == '\0' || *end != '\0' || o.test_fail_step_after < 0)
+      throw InvalidArgument("HERD_TEST_FAIL_STEP_AFTER",
+                            "HERD_TEST_FAIL_STEP_AFTER must be a step count >= 0");
+    std::fprintf(stderr,
+                 "herd serve: test hook HERD_TEST_FAIL_STEP_AFTER=%lld: engine steps "
+                 "after that fail as a device fault would\n",
+                 (long long)o.test_fail_step_after);
+  }
   std::string policy = f.str("policy", "optimistic");
   if (policy == "reserve")
     o.policy = AdmissionPolicy::kReserve;
@@ -90,10 +114,26 @@ server::ServerOptions server_options(const Flags& f, const std::string& model_di
 
 int run_serve(const std::vector<std::string>& args) {
   Flags f(args,
-          {"model", "host", "port", "grpc-port", "api-key", "served-model-name", "max-body-bytes",
-           "shutdown-timeout", "max-connections", "kv-cache-gb", "max-num-seqs",
-           "max-num-batched-tokens", "max-model-len", "block-size", "policy", "threads",
-           "max-waiting", "device", "prefix-cache-salt"},
+          {"model",
+           "host",
+           "port",
+           "grpc-port",
+           "api-key",
+           "served-model-name",
+           "max-body-bytes",
+           "shutdown-timeout",
+           "max-connections",
+           "kv-cache-gb",
+           "max-num-seqs",
+           "max-num-batched-tokens",
+           "max-model-len",
+           "block-size",
+           "policy",
+           "threads",
+           "max-waiting",
+           "device",
+           "prefix-cache-salt",
+           "long-prefill-token-threshold"},
           {"metrics-public", "no-prefix-caching"});
   EngineOptions eo = engine_options(f);
   server::ServerOptions so = server_options(f, eo.model_dir);
@@ -123,10 +163,29 @@ int run_serve(const std::vector<std::string>& args) {
   std::printf("listening on http://%s:%d\n", so.host.c_str(), port);
   std::fflush(stdout);
 
+  // Wait for a shutdown signal, polling the engine's health in between.
   int sig = 0;
-  sigwait(&sigs, &sig);
-  std::fprintf(stderr, "herd serve: %s received, draining (up to %.0f s)\n",
-               sig == SIGINT ? "SIGINT" : "SIGTERM", so.shutdown_timeout_s);
+  int exit_status = 0;
+  while (true) {
+    timespec poll{0, kHealthPollMs * 1000000L};
+    const int s = sigtimedwait(&sigs, nullptr, &poll);
+    if (s > 0) {
+      sig = s;
+      break;
+    }
+    const EngineHealth h = engine->health();
+    if (!h.healthy) {
+      std::fprintf(stderr,
+                   "herd serve: engine unhealthy (%s); draining (up to %.0f s), then "
+                   "exiting with status %d\n",
+                   h.reason.c_str(), so.shutdown_timeout_s, kExitEngineFailed);
+      exit_status = kExitEngineFailed;
+      break;
+    }
+  }
+  if (sig != 0)
+    std::fprintf(stderr, "herd serve: %s received, draining (up to %.0f s)\n",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", so.shutdown_timeout_s);
   // A second signal during the drain aborts what is left at once.
   std::thread second([&] {
     int s2 = 0;
@@ -148,7 +207,7 @@ int run_serve(const std::vector<std::string>& args) {
   engine->shutdown();
   std::fprintf(stderr, "herd serve: stopped\n");
   std::fflush(stderr);
-  std::_Exit(0);  // the detached signal waiter must not hold the process open
+  std::_Exit(exit_status);  // the detached signal waiter must not hold the process open
 }
 
 HERD_COMMAND("serve", kUsage, run_serve);

@@ -15,7 +15,8 @@ const std::set<std::string>& engine_value_flags() {
                                           "max-model-len",
                                           "policy",
                                           "max-waiting",
-                                          "prefix-cache-salt"};
+                                          "prefix-cache-salt",
+                                          "long-prefill-token-threshold"};
   return s;
 }
 
@@ -52,6 +53,8 @@ EngineOptions engine_options_from_flags(const Flags& f) {
   o.max_num_batched_tokens = int(f.i64("max-num-batched-tokens", o.max_num_batched_tokens));
   o.max_model_len = int(f.i64("max-model-len", o.max_model_len));
   o.max_waiting = int(f.i64("max-waiting", o.max_waiting));
+  o.long_prefill_token_threshold =
+      int(f.i64("long-prefill-token-threshold", o.long_prefill_token_threshold));
   const std::string policy = f.str("policy", "optimistic");
   if (policy == "reserve")
     o.policy = AdmissionPolicy::kReserve;
@@ -69,6 +72,9 @@ EngineOptions engine_options_from_flags(const Flags& f) {
   if (o.max_num_batched_tokens < 1)
     throw InvalidArgument("max-num-batched-tokens", "--max-num-batched-tokens must be >= 1");
   if (o.max_model_len < 0) throw InvalidArgument("max-model-len", "--max-model-len must be >= 0");
+  if (o.long_prefill_token_threshold < -1)
+    throw InvalidArgument("long-prefill-token-threshold",
+                          "--long-prefill-token-threshold must be -1 (auto), 0 (off) or > 0");
   return o;
 }
 

@@ -59,6 +59,7 @@ std::string format_table(const BenchmarkMetrics& m) {
     s += row("Median " + l + " (ms):", num(v.median));
     s += row("P90 " + l + " (ms):", num(v.p90));
     s += row("P99 " + l + " (ms):", num(v.p99));
+    s += row("Max " + l + " (ms):", num(v.max));
   }
   s += std::string(50, '=') + "\n";
   return s;
@@ -82,6 +83,7 @@ nlohmann::ordered_json metrics_json(const BenchmarkMetrics& m) {
     j["std_" + suffix] = v.std;
     j["p90_" + suffix] = v.p90;
     j["p99_" + suffix] = v.p99;
+    j["max_" + suffix] = v.max;
   }
   j["errors"] = m.errors;
   return j;

@@ -40,6 +40,7 @@ Summary summarize(const std::vector<double>& xs) {
   s.std = stddev(xs);
   s.p90 = percentile(xs, 90);
   s.p99 = percentile(xs, 99);
+  s.max = percentile(xs, 100);
   return s;
 }
 

@@ -16,6 +16,7 @@ double median(const std::vector<double>& xs);
 // The statistics `bench serve` reports for each latency metric, in the unit of the input.
 struct Summary {
   double mean = 0, median = 0, std = 0, p90 = 0, p99 = 0;
+  double max = 0;  // the worst sample (a few long stalls hide below p99)
 };
 Summary summarize(const std::vector<double>& xs);
 

@@ -1,6 +1,7 @@
 #include "engine/api/llm_engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <future>
 #include <stdexcept>
@@ -63,6 +64,12 @@ SchedulerConfig scheduler_config(const EngineOptions& o, const ModelConfig& cfg,
   s.enable_prefix_caching = o.enable_prefix_caching;
   s.policy = o.policy;
   s.cache_salt = o.cache_salt;
+  if (o.long_prefill_token_threshold < -1)
+    throw InvalidArgument("long-prefill-token-threshold",
+                          "--long-prefill-token-threshold must be -1 (auto), 0 (off) or > 0");
+  s.long_prefill_token_threshold = o.long_prefill_token_threshold >= 0
+                                       ? o.long_prefill_token_threshold
+                                       : std::max(64, s.max_num_batched_tokens / 8);
   return s;
 }
 
@@ -122,16 +129,20 @@ void LlmEngine::add_locked(Request req, OutputSink sink, bool bypass_queue_limit
   nr.handle = rs.get();
 
   std::lock_guard<std::mutex> lock(mu_);
+  if (!healthy_) throw EngineUnavailable("the engine is unavailable: " + unhealthy_reason_);
   if (stopping_) throw QueueFull("the engine is shutting down");
   if (!bypass_queue_limit && num_unstarted_ >= opts_.max_waiting)
     throw QueueFull("too many requests waiting (" + std::to_string(num_unstarted_) +
                     "); try again later");
   if (requests_.count(req.id))
-    throw InvalidArgument("request_id", "request id '" + req.id + "' is already live");
+    throw InvalidArgument("request_id", "request_id '" + req.id +
+                                            "' is already in use by a live request (ids must be "
+                                            "unique among queued and running requests)");
   rs->group = sched_->add_request(std::move(nr));  // throws InvalidArgument on bad requests
   for (int i = 0; i < rs->group->n(); ++i) rs->group->seq(i).handle = &rs->samples[size_t(i)];
   rs->req = std::move(req);
   rs->sink = std::move(sink);
+  rs->serial = next_serial_++;
   prompt_tokens_ += prompt_len;
   ++num_unstarted_;
   requests_[rs->req.id] = std::move(rs);
@@ -140,8 +151,23 @@ void LlmEngine::add_locked(Request req, OutputSink sink, bool bypass_queue_limit
 
 void LlmEngine::abort(const std::string& request_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  pending_aborts_.push_back(request_id);
+  const auto it = requests_.find(request_id);
+  if (it == requests_.end()) return;  // unknown or already retired: nothing to abort
+  pending_aborts_.push_back(PendingAbort{request_id, it->second->serial});
   cv_.notify_one();
+}
+
+void LlmEngine::set_logits_hook(LogitsHook hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  logits_hook_ = std::move(hook);
+}
+
+EngineHealth LlmEngine::health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  EngineHealth h;
+  h.healthy = healthy_;
+  h.reason = unhealthy_reason_;
+  return h;
 }
 
 std::vector<std::vector<Output>> LlmEngine::generate(std::vector<Request> reqs) {
@@ -207,6 +233,8 @@ EngineStats LlmEngine::stats() const {
   e.prompt_tokens = prompt_tokens_;
   e.generation_tokens = generation_tokens_;
   e.steps = steps_;
+  e.nonfinite_logit_errors = nonfinite_logit_errors_;
+  e.healthy = healthy_;
   return e;
 }
 
@@ -233,12 +261,18 @@ void LlmEngine::loop() {
     try {
       ran = run_step(out);
     } catch (const std::exception& e) {
-      // A failed step fails every live request (the deltas already built, e.g. the final ones
-      // of requests aborted at the start of the step, are still delivered below); the engine
-      // keeps serving the next requests.
+      // A failed step (the backend threw: on a GPU a sticky device error fails every later
+      // step too) makes the engine unhealthy for good: every live request ends with the error
+      // (the deltas already built, e.g. the final ones of requests aborted at the start of the
+      // step, are still delivered below) and add_request refuses new ones.
       std::lock_guard<std::mutex> lock(mu_);
-      std::fprintf(stderr, "[herd] engine step failed: %s\n", e.what());
-      fail_all_locked(std::string("engine error: ") + e.what(), out);
+      std::fprintf(stderr, "[herd] engine step failed, the engine is now unhealthy: %s\n",
+                   e.what());
+      if (healthy_) {
+        healthy_ = false;
+        unhealthy_reason_ = std::string("engine step failed: ") + e.what();
+      }
+      fail_all_locked(unhealthy_reason_, out);
       ran = true;
     }
     deliver(out);  // no lock held: a sink may call abort() or add_request()
@@ -252,10 +286,12 @@ void LlmEngine::loop() {
 
 bool LlmEngine::run_step(std::vector<Delivery>& out) {
   StepPlan plan;
+  LogitsHook hook;
   {
     std::lock_guard<std::mutex> lock(mu_);
     apply_aborts_locked(out);
-    if (stopping_) return false;
+    if (stopping_ || !healthy_) return false;
+    hook = logits_hook_;
     plan = sched_->schedule();
     for (const ScheduledSeq& e : plan.entries) {
       auto* rs = static_cast<RequestState*>(e.seq->group().handle);
@@ -265,6 +301,10 @@ bool LlmEngine::run_step(std::vector<Delivery>& out) {
   }
   if (plan.empty()) return !out.empty();
 
+  if (opts_.test_fail_step_after >= 0 && steps_ >= opts_.test_fail_step_after)
+    throw std::runtime_error("injected device fault after " +
+                             std::to_string(opts_.test_fail_step_after) +
+                             " steps (test hook HERD_TEST_FAIL_STEP_AFTER)");
   model_->forward(step_input_, *kv_, logits_.data());
 
   // Sampling needs no lock: only this thread changes sequences, and the other threads only
@@ -272,11 +312,24 @@ bool LlmEngine::run_step(std::vector<Delivery>& out) {
   const size_t vocab = size_t(config_.vocab_size);
   std::vector<int32_t> sampled;
   std::vector<std::optional<TokenLogprob>> logprobs;
+  std::vector<RequestState*> poisoned;  // a row of theirs held a NaN or an infinity
   size_t row = 0;
   for (const ScheduledSeq& e : plan.entries) {
     if (!e.sample) continue;
     Sequence& seq = *e.seq;
-    const auto* rs = static_cast<RequestState*>(seq.group().handle);
+    auto* rs = static_cast<RequestState*>(seq.group().handle);
+    const std::span<float> logits_row(logits_.data() + row * vocab, vocab);
+    ++row;
+    if (hook) hook(rs->req.id, seq.index(), logits_row);
+    if (!std::all_of(logits_row.begin(), logits_row.end(),
+                     [](float x) { return std::isfinite(x); })) {
+      // Sampling would pick an arbitrary token (argmax of a NaN row is token 0): fail this
+      // request alone below. A placeholder keeps `sampled` aligned with the plan.
+      if (std::find(poisoned.begin(), poisoned.end(), rs) == poisoned.end()) poisoned.push_back(rs);
+      sampled.push_back(0);
+      logprobs.emplace_back();
+      continue;
+    }
     SampleInput in;
     in.params = &rs->req.params;
     in.seed = rs->seed;
@@ -284,13 +337,24 @@ bool LlmEngine::run_step(std::vector<Delivery>& out) {
     in.prompt_ids = seq.prompt();
     in.output_ids = seq.output();
     in.eos_ids = eos_ids_;
-    SampleResult r = sampler_.sample(std::span<float>(logits_.data() + row * vocab, vocab), in);
-    ++row;
+    SampleResult r = sampler_.sample(logits_row, in);
     sampled.push_back(r.token);
     logprobs.push_back(std::move(r.logprob));
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
+    // Poisoned requests end before on_step_done, which then skips their entries (no token
+    // appended, no KV committed to the prefix cache). Which samples still owe a final delta
+    // is read before the scheduler finishes them.
+    std::vector<std::pair<RequestState*, std::vector<int>>> failed;
+    for (RequestState* rs : poisoned) {
+      std::vector<int> open;
+      for (int i = 0; i < rs->group->n(); ++i)
+        if (!rs->group->seq(i).finished()) open.push_back(i);
+      sched_->abort(rs->req.id);
+      failed.emplace_back(rs, std::move(open));
+      ++nonfinite_logit_errors_;
+    }
     sched_->on_step_done(plan, sampled);
     ++steps_;
 
@@ -303,6 +367,7 @@ bool LlmEngine::run_step(std::vector<Delivery>& out) {
       std::optional<TokenLogprob> lp = std::move(logprobs[k]);
       ++k;
       auto* rs = static_cast<RequestState*>(seq.group().handle);
+      if (std::find(poisoned.begin(), poisoned.end(), rs) != poisoned.end()) continue;
       auto* ss = static_cast<SampleState*>(seq.handle);
       if (ss->stop->finished()) continue;
       StopChecker::Step st = ss->stop->push(token);
@@ -328,6 +393,15 @@ bool LlmEngine::run_step(std::vector<Delivery>& out) {
         done.push_back(rs);
     }
     for (RequestState* rs : done) finish_request_locked(*rs, out);
+    for (auto& [rs, open] : failed) {
+      std::fprintf(stderr, "[herd] request %s failed: non-finite logits\n", rs->req.id.c_str());
+      for (int i : open)
+        out.emplace_back(rs->sink,
+                         final_abort_output(*rs, i,
+                                            "the model produced a non-finite logit (NaN or "
+                                            "infinity) for this request"));
+      finish_request_locked(*rs, out);
+    }
     if (check_invariants_) sched_->check_invariants();
   }
   return true;
@@ -368,30 +442,29 @@ Output LlmEngine::final_abort_output(const RequestState& rs, int index,
   return o;
 }
 
+void LlmEngine::end_request_locked(RequestState& rs, const std::string& error,
+                                   std::vector<Delivery>& out) {
+  for (int i = 0; i < rs.group->n(); ++i)
+    if (!rs.group->seq(i).finished()) out.emplace_back(rs.sink, final_abort_output(rs, i, error));
+  sched_->abort(rs.req.id);
+  finish_request_locked(rs, out);
+}
+
 void LlmEngine::apply_aborts_locked(std::vector<Delivery>& out) {
   while (!pending_aborts_.empty()) {
-    const std::string id = std::move(pending_aborts_.front());
+    const PendingAbort a = std::move(pending_aborts_.front());
     pending_aborts_.pop_front();
-    auto it = requests_.find(id);
-    if (it == requests_.end()) continue;  // unknown or already finished: ignored
-    RequestState& rs = *it->second;
-    for (int i = 0; i < rs.group->n(); ++i)
-      if (!rs.group->seq(i).finished()) out.emplace_back(rs.sink, final_abort_output(rs, i, ""));
-    sched_->abort(id);
-    finish_request_locked(rs, out);
+    auto it = requests_.find(a.id);
+    // Finished since abort() was called (and maybe the id reused by a newer request): ignored.
+    if (it == requests_.end() || it->second->serial != a.serial) continue;
+    end_request_locked(*it->second, "", out);
   }
 }
 
 void LlmEngine::fail_all_locked(const std::string& error, std::vector<Delivery>& out) {
   std::vector<std::string> ids;
   for (const auto& [id, rs] : requests_) ids.push_back(id);
-  for (const std::string& id : ids) {
-    RequestState& rs = *requests_.at(id);
-    for (int i = 0; i < rs.group->n(); ++i)
-      if (!rs.group->seq(i).finished()) out.emplace_back(rs.sink, final_abort_output(rs, i, error));
-    sched_->abort(id);
-    finish_request_locked(rs, out);
-  }
+  for (const std::string& id : ids) end_request_locked(*requests_.at(id), error, out);
 }
 
 void LlmEngine::deliver(std::vector<Delivery>& out) {

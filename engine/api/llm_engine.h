@@ -9,16 +9,26 @@
 //   call the sinks (no lock held, so a sink may call abort() or add_request())
 //
 // add_request() runs the scheduler's admission checks synchronously under the lock, so bad
-// requests fail in the caller with InvalidArgument. abort() only queues the id: the engine
-// thread applies it at the start of the next step (at most one forward later), before any new
-// block is handed out, and sends the final kAbort delta.
+// requests fail in the caller with InvalidArgument. abort() only queues the id together with
+// the serial number of the request live under it: the engine thread applies it at the start of
+// the next step (at most one forward later), before any new block is handed out, and sends the
+// final kAbort delta — unless that request has finished meanwhile (a new request that reuses
+// the id has another serial and is left alone).
+//
+// Failures: a logits row holding a NaN or an infinity fails only its request (final delta
+// with `error`, counted in EngineStats::nonfinite_logit_errors); the other rows of the batch
+// are sampled as usual. An exception escaping a step (the backend's forward, e.g. a CUDA
+// error, or broken scheduler state) makes the engine unhealthy for good: every live request
+// ends with `error`, health() reports the reason and add_request throws EngineUnavailable.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -59,11 +69,19 @@ class LlmEngine final : public Engine {
   const ModelConfig& model_config() const override { return config_; }
   int max_model_len() const override { return sched_config_.max_model_len; }
   EngineStats stats() const override;
+  EngineHealth health() const override;
   void shutdown() override;
 
   // Test hook: check the scheduler's invariants after every step (throws on the engine thread,
-  // which fails every live request with the message).
+  // which makes the engine unhealthy and fails every live request with the message).
   void set_check_invariants(bool on) { check_invariants_ = on; }
+
+  // Test hook: called on the engine thread for every logits row about to be sampled, after
+  // the forward, with no lock held (it may call abort() or add_request()); it may change the
+  // row (e.g. poison it with a NaN). Set it before adding requests.
+  using LogitsHook =
+      std::function<void(const std::string& request_id, int sample_index, std::span<float> row)>;
+  void set_logits_hook(LogitsHook hook);
 
  private:
   struct SampleState {
@@ -77,6 +95,11 @@ class LlmEngine final : public Engine {
     std::shared_ptr<SequenceGroup> group;
     bool started = false;  // some sample was scheduled (no longer counts as waiting)
     int completion_tokens = 0;
+    uint64_t serial = 0;  // unique per engine: tells a reused id's requests apart
+  };
+  struct PendingAbort {
+    std::string id;
+    uint64_t serial = 0;
   };
   using Delivery = std::pair<OutputSink, Output>;
 
@@ -87,6 +110,8 @@ class LlmEngine final : public Engine {
   void apply_aborts_locked(std::vector<Delivery>& out);
   void finish_request_locked(RequestState& rs, std::vector<Delivery>& out);
   void fail_all_locked(const std::string& error, std::vector<Delivery>& out);
+  // Final deltas (kAbort, `error`) for the samples of rs not yet finished, then retires it.
+  void end_request_locked(RequestState& rs, const std::string& error, std::vector<Delivery>& out);
   Output final_abort_output(const RequestState& rs, int index, const std::string& error) const;
   static void deliver(std::vector<Delivery>& out);
 
@@ -109,8 +134,13 @@ class LlmEngine final : public Engine {
   std::condition_variable cv_;
   std::unique_ptr<Scheduler> sched_;
   std::unordered_map<std::string, std::unique_ptr<RequestState>> requests_;
-  std::deque<std::string> pending_aborts_;
+  std::deque<PendingAbort> pending_aborts_;
+  LogitsHook logits_hook_;
+  uint64_t next_serial_ = 1;
   int num_unstarted_ = 0;
+  bool healthy_ = true;
+  std::string unhealthy_reason_;
+  int64_t nonfinite_logit_errors_ = 0;
   bool stopping_ = false;
   bool check_invariants_ = false;
   int64_t prompt_tokens_ = 0;

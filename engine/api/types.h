@@ -11,22 +11,22 @@
 namespace herd {
 
 struct SamplingParams {
-  int n = 1;                       // samples of this prompt; they share its KV pages
-  double temperature = 1.0;        // 0 = greedy
-  double top_p = 1.0;              // (0, 1]
-  int top_k = -1;                  // -1 or 0 = off
-  double min_p = 0.0;              // [0, 1]
-  double presence_penalty = 0.0;   // [-2, 2]
-  double frequency_penalty = 0.0;  // [-2, 2]
-  double repetition_penalty = 1.0; // > 0; 1 = off
+  int n = 1;                        // samples of this prompt; they share its KV pages
+  double temperature = 1.0;         // 0 = greedy
+  double top_p = 1.0;               // (0, 1]
+  int top_k = -1;                   // -1 or 0 = off
+  double min_p = 0.0;               // [0, 1]
+  double presence_penalty = 0.0;    // [-2, 2]
+  double frequency_penalty = 0.0;   // [-2, 2]
+  double repetition_penalty = 1.0;  // > 0; 1 = off
   std::vector<std::pair<int32_t, float>> logit_bias;
-  std::optional<uint64_t> seed;    // same seed + same prompt -> same tokens, whatever the batch
-  std::optional<int> logprobs;     // number of top logprobs per token (0 = only the chosen one)
-  int prompt_logprobs = -1;        // reserved (not yet supported: must stay -1)
-  std::vector<std::string> stop;   // stop strings: matched across tokens, never emitted
+  std::optional<uint64_t> seed;   // same seed + same prompt -> same tokens, whatever the batch
+  std::optional<int> logprobs;    // number of top logprobs per token (0 = only the chosen one)
+  int prompt_logprobs = -1;       // reserved (not yet supported: must stay -1)
+  std::vector<std::string> stop;  // stop strings: matched across tokens, never emitted
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
-  std::optional<int> max_tokens;   // unset: up to max_model_len
+  std::optional<int> max_tokens;  // unset: up to max_model_len
   int min_tokens = 0;
   bool skip_special_tokens = true;
 };
@@ -35,8 +35,8 @@ struct Request {
   std::string id;                   // unique among live requests
   std::vector<int32_t> prompt_ids;  // already tokenized (BOS included if wanted)
   SamplingParams params;
-  int priority = 0;                 // lower runs first (ties: arrival order)
-  std::string cache_salt;           // isolates prefix-cache entries (e.g. per tenant)
+  int priority = 0;        // lower runs first (ties: arrival order)
+  std::string cache_salt;  // isolates prefix-cache entries (e.g. per tenant)
 };
 
 enum class FinishReason { kNone, kStop, kLength, kAbort };
@@ -59,14 +59,18 @@ struct Usage {
 struct Output {
   std::string request_id;
   int index = 0;
-  std::string text;                 // newly completed UTF-8 text (never a partial character)
-  std::vector<int32_t> token_ids;   // new tokens
+  std::string text;                // newly completed UTF-8 text (never a partial character)
+  std::vector<int32_t> token_ids;  // new tokens
   std::vector<TokenLogprob> logprobs;
   FinishReason finish_reason = FinishReason::kNone;
-  std::string stop_reason;          // the stop string or token that ended it, if any
+  std::string stop_reason;  // the stop string or token that ended it, if any
   bool request_finished = false;
   Usage usage;
-  std::string error;                // set with kAbort when the engine failed the request
+  // Non-empty when the engine failed the request (with finish_reason kAbort): a NaN or
+  // infinite logit in this request's row (only this request ends; the rest of the batch goes
+  // on), a failed step (the engine is then unhealthy, see Engine::health), or shutdown.
+  // Clients answer it as an error (the server: an error event / HTTP 500), never as success.
+  std::string error;
 };
 
 }  // namespace herd

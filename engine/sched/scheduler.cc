@@ -95,7 +95,7 @@ bool Scheduler::try_admit(Sequence* s, int& budget, StepPlan& plan, bool& stop) 
     stop = true;
     return false;
   }
-  n = std::min(n, budget);
+  n = prefill_cap(n, budget);
 
   if (reserve() && !g.reserved_) {
     // Set aside everything the group may take from the pool: this sample's whole length
@@ -137,7 +137,44 @@ bool Scheduler::try_admit(Sequence* s, int& budget, StepPlan& plan, bool& stop) 
   insert_running(s);
   add_entry(plan, s, n);
   budget -= n;
+  // Sample 0 found the shared prompt blocks already computed (a prefix-cache hit): the other
+  // samples fork them in this same step instead of waiting for sample 0's first step.
+  maybe_share_prompt(g);
   maybe_release_shared(g);
+  return true;
+}
+
+int Scheduler::prefill_cap(int remaining, int budget) const {
+  int n = std::min(remaining, budget);
+  if (config_.enable_chunked_prefill && config_.long_prefill_token_threshold > 0)
+    n = std::min(n, config_.long_prefill_token_threshold);
+  return n;
+}
+
+// Gives the running sequence order[i] its tokens this step, preempting (optimistic policy)
+// the least important running sequence not yet scheduled this step while the pool is dry.
+// False when order[i] itself had to be preempted.
+bool Scheduler::run_running(std::vector<Sequence*>& order, size_t i, std::vector<char>& scheduled,
+                            int& budget, StepPlan& plan) {
+  Sequence* s = order[i];
+  const int remaining = s->num_tokens() - s->num_computed_;
+  const int n = prefill_cap(remaining, budget);
+  int taken;
+  while ((taken = kv_.allocate_slots(s->table_, s->num_computed_ + n)) < 0) {
+    if (reserve()) throw std::logic_error("Scheduler: reserve policy ran out of blocks");
+    if (release_idle_shared(nullptr)) continue;
+    size_t v = order.size() - 1;
+    while (v > i && scheduled[v]) --v;
+    Sequence* victim = order[v];  // v >= i: order[i] itself is never scheduled yet
+    preempt(victim, plan);
+    order.erase(order.begin() + std::ptrdiff_t(v));
+    scheduled.erase(scheduled.begin() + std::ptrdiff_t(v));
+    if (victim == s) return false;
+  }
+  charge(s, taken);
+  add_entry(plan, s, n);
+  scheduled[i] = 1;
+  budget -= n;
   return true;
 }
 
@@ -146,31 +183,25 @@ StepPlan Scheduler::schedule() {
   StepPlan plan;
   int budget = config_.max_num_batched_tokens;
 
-  // 1. Running sequences, most important first. Victims come from the back of the snapshot,
-  // so a sequence already given tokens this step is never preempted.
+  // 1. Running sequences, most important first: decodes (one token to run) in a first pass,
+  // so that no prefill or recompute can take their token, then the rest. Victims of
+  // preemption come from the back of the snapshot and never a sequence already given tokens
+  // this step.
   std::vector<Sequence*> order = running_;
-  size_t end = order.size();
-  for (size_t i = 0; i < end && budget > 0; ++i) {
-    Sequence* s = order[i];
-    int n = s->num_tokens() - s->num_computed_;
-    if (n <= 0 || (!config_.enable_chunked_prefill && n > budget)) continue;
-    n = std::min(n, budget);
-    bool self_preempted = false;
-    int taken;
-    while ((taken = kv_.allocate_slots(s->table_, s->num_computed_ + n)) < 0) {
-      if (reserve()) throw std::logic_error("Scheduler: reserve policy ran out of blocks");
-      if (release_idle_shared(nullptr)) continue;
-      Sequence* victim = order[--end];
-      preempt(victim, plan);
-      if (victim == s) {
-        self_preempted = true;
-        break;
+  std::vector<char> scheduled(order.size(), 0);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < order.size() && budget > 0;) {
+      Sequence* s = order[i];
+      const int remaining = s->num_tokens() - s->num_computed_;
+      const bool decode = remaining == 1;
+      if (scheduled[i] || remaining <= 0 || decode != (pass == 0) ||
+          (!config_.enable_chunked_prefill && remaining > budget)) {
+        ++i;
+        continue;
       }
+      if (!run_running(order, i, scheduled, budget, plan)) continue;  // order[i] is gone
+      ++i;
     }
-    if (self_preempted) break;
-    charge(s, taken);
-    add_entry(plan, s, n);
-    budget -= n;
   }
 
   // 2. Waiting sequences, unless the pool just ran dry (admitting now would only thrash).

@@ -10,12 +10,16 @@
 // not thread-safe). A sequence finished or aborted between schedule() and on_step_done() is
 // skipped there.
 //
-// schedule() gives the token budget (max_num_batched_tokens) to running sequences first, most
-// important first ((priority, arrival, sample index) ascending), then admits waiting ones in
-// the same order, up to max_num_seqs running. Each takes min(remaining tokens, budget) — so a
-// long prompt is prefilled in chunks when enable_chunked_prefill is on; when it is off a
-// sequence runs all its remaining tokens at once or waits (max_num_batched_tokens must then be
-// >= max_model_len).
+// schedule() gives the token budget (max_num_batched_tokens) to running sequences first, in
+// two passes over them, most important first ((priority, arrival, sample index) ascending):
+// first every decode (one token left to run) gets its token, then the running sequences that
+// still prefill (a chunked prompt, or a preempted one recomputing) share what is left. Then it
+// admits waiting ones in the same order, up to max_num_seqs running. A prefill takes
+// min(remaining tokens, long_prefill_token_threshold if set, budget) — so a long prompt is
+// prefilled in chunks when enable_chunked_prefill is on, and an 8k-token prompt or an old
+// request recomputing after preemption can neither take a decode's token nor the whole budget
+// of a step; when chunking is off a sequence runs all its remaining tokens at once or waits
+// (max_num_batched_tokens must then be >= max_model_len).
 //
 // Admission policies:
 //   reserve     admits a request only when the pool can set aside every block it may ever
@@ -34,12 +38,17 @@
 // blocks, the group takes a reference on them (SequenceGroup's shared table) and every other
 // sample, when admitted, forks them (refcount, no copy) and computes only the tail — the last
 // partial block, at most block_size tokens, whose last token's logits it samples from. Until
-// then the other samples wait (skipped, not blocking the queue). The shared table is dropped
+// then the other samples wait (skipped, not blocking the queue). When sample 0 finds the S
+// blocks already computed at its admission (prefix-cache hit), the group shares them at once,
+// so every sample is admitted in the same step. The shared table is dropped
 // when no sample waits any more (or, under optimistic, when the pool runs dry and none of the
 // group runs). This needs no prefix cache and no device-side block copy.
 //
 // Prefix caching: a newly admitted sequence takes the longest cached run of full blocks of its
-// tokens (never all of them) and starts with num_computed past it.
+// tokens (never all of them) and starts with num_computed past it. Blocks become cached when
+// the step that computes them is done, so identical prompts admitted in the same step each
+// compute their own blocks (see engine/README.md for why they are not held back); one admitted
+// a step later hits them.
 //
 // Lifetimes: the scheduler owns every SequenceGroup (shared_ptr; add_request hands the caller
 // one too). Sequence pointers in a StepPlan stay valid at least until the next schedule().
@@ -71,6 +80,9 @@ struct SchedulerConfig {
   bool enable_prefix_caching = true;
   AdmissionPolicy policy = AdmissionPolicy::kOptimistic;
   std::optional<std::string> cache_salt;  // prefix-cache key salt; unset = random per manager
+  // With chunked prefill: the most prompt (or recompute) tokens one sequence runs in one step
+  // (vLLM's long_prefill_token_threshold); 0 = no cap beyond max_num_batched_tokens.
+  int long_prefill_token_threshold = 0;
 };
 
 struct SchedulerStats {
@@ -126,6 +138,9 @@ class Scheduler {
   bool try_admit(Sequence* s, int& budget, StepPlan& plan, bool& stop);
   void preempt(Sequence* s, StepPlan& plan);
   void charge(Sequence* s, int taken);
+  int prefill_cap(int remaining, int budget) const;
+  bool run_running(std::vector<Sequence*>& order, size_t i, std::vector<char>& scheduled,
+                   int& budget, StepPlan& plan);
   void insert_running(Sequence* s);
   void erase_running(Sequence* s);
   void maybe_share_prompt(SequenceGroup& g);

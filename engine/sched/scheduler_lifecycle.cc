@@ -21,6 +21,9 @@ Scheduler::Scheduler(const SchedulerConfig& config)
   if (config.max_num_seqs < 1) throw InvalidArgument("max_num_seqs", "max_num_seqs must be >= 1");
   if (config.max_num_batched_tokens < 1)
     throw InvalidArgument("max_num_batched_tokens", "max_num_batched_tokens must be >= 1");
+  if (config.long_prefill_token_threshold < 0)
+    throw InvalidArgument("long_prefill_token_threshold",
+                          "long_prefill_token_threshold must be >= 0 (0 = no cap)");
   if (config.max_model_len < 2)
     throw InvalidArgument("max_model_len", "max_model_len must be >= 2");
   if (int64_t(config.max_model_len) > int64_t(config.num_blocks) * config.block_size)

@@ -135,5 +135,28 @@ TEST(EngineEquivalence, ReserveNeverPreemptsAndGivesSameOutputs) {
   EXPECT_EQ(stats.free_blocks, stats.num_blocks);
 }
 
+// Issue 14 item 8: n samples of a prompt that is already in the prefix cache all start in the
+// first step (no step waiting for sample 0), and share the cached blocks correctly: the same
+// tokens as on a cold engine, max_tokens steps in all.
+TEST(EngineEquivalence, SamplesOfACachedPromptStartTogetherWithTheSameOutputs) {
+  const std::vector<int32_t> p = test_prompt(70, 8);  // 4 full blocks + 6 tokens
+  auto cold = make_test_engine(tiny_engine_options());
+  std::vector<Request> c;
+  c.push_back(seeded_request("rs", p, 5, 77, /*n=*/4));
+  const Tokens want = tokens_of(cold->generate(std::move(c)));
+
+  auto warm = make_test_engine(tiny_engine_options());
+  std::vector<Request> w;
+  w.push_back(greedy_request("warm", p, 1));
+  warm->generate(std::move(w));
+  const int64_t steps_before = warm->stats().steps;
+  std::vector<Request> r;
+  r.push_back(seeded_request("rs", p, 5, 77, /*n=*/4));
+  const auto res = warm->generate(std::move(r));
+  EXPECT_EQ(tokens_of(res), want);
+  EXPECT_EQ(res[0][0].usage.cached_prompt_tokens, 64);
+  EXPECT_EQ(warm->stats().steps - steps_before, 5);  // was 6: samples 1-3 waited a step
+}
+
 }  // namespace
 }  // namespace herd

@@ -31,6 +31,7 @@ TEST(Stats, TextbookSample) {
   EXPECT_DOUBLE_EQ(s.median, 4.5);
   EXPECT_NEAR(s.p90, 7.6, 1e-12);   // rank 6.3: 7 + 0.3 * 2
   EXPECT_NEAR(s.p99, 8.86, 1e-12);  // rank 6.93: 7 + 0.93 * 2
+  EXPECT_EQ(s.max, 9);              // the worst sample, which p99 interpolates below
 }
 
 TEST(Stats, OneValueAndEmpty) {
@@ -46,6 +47,7 @@ TEST(Stats, OneValueAndEmpty) {
   EXPECT_EQ(none.median, 0);
   EXPECT_EQ(none.std, 0);
   EXPECT_EQ(none.p99, 0);
+  EXPECT_EQ(none.max, 0);
 }
 
 TEST(Stats, PercentileOutOfRangeThrows) {

@@ -2,8 +2,10 @@
 // random lengths, priorities and aborts) over tiny pools, under both admission policies, with
 // prefix caching and chunked prefill on and off. A fake model checks every step's KV reads
 // (tests/sched/fake_engine.h). After every step the scheduler's invariants must hold and the
-// step must make progress; at the end every request is finished or aborted, outputs are the
-// deterministic tokens, and the pool is back to all blocks free or cached.
+// step must make progress, every running decode must get its token (unless decodes alone fill
+// the token budget, or it was preempted) and no prefill chunk may pass
+// long_prefill_token_threshold; at the end every request is finished or aborted, outputs are
+// the deterministic tokens, and the pool is back to all blocks free or cached.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -56,6 +58,7 @@ StreamResult run_stream(int stream, AdmissionPolicy policy, bool caching, bool c
   c.enable_chunked_prefill = chunked;
   c.max_num_batched_tokens = chunked ? uni(1, 48) : c.max_model_len + uni(0, 16);
   c.policy = policy;
+  c.long_prefill_token_threshold = uni(0, 1) == 0 ? 0 : uni(1, 16);
   Scheduler s(c);
   FakeEngine eng(s);
 
@@ -107,8 +110,29 @@ StreamResult run_stream(int stream, AdmissionPolicy policy, bool caching, bool c
       if (arrivals.upper_bound(step) == arrivals.end()) break;
       continue;
     }
+    // Running decodes (one token left to run) before the step: each must be scheduled.
+    std::vector<const Sequence*> decodes;
+    for (const auto& [id, t] : tracked)
+      for (int i = 0; i < t.group->n(); ++i) {
+        const Sequence& q = t.group->seq(i);
+        if (q.status() == SeqStatus::kRunning && q.num_tokens() - q.num_computed() == 1)
+          decodes.push_back(&q);
+      }
     const StepPlan p = eng.step();
     EXPECT_TRUE(!p.entries.empty() || !p.preempted.empty()) << "stalled at step " << step;
+    if (int(decodes.size()) <= c.max_num_batched_tokens) {
+      for (const Sequence* q : decodes) {
+        bool ran = false;
+        for (const auto& e : p.entries) ran |= e.seq == q;
+        for (const Sequence* v : p.preempted) ran |= v == q;
+        EXPECT_TRUE(ran) << "stream " << stream << " step " << step << ": running decode "
+                         << q->request_id() << "/" << q->index() << " got no token";
+      }
+    }
+    if (chunked && c.long_prefill_token_threshold > 0) {
+      for (const auto& e : p.entries)
+        EXPECT_LE(e.num_tokens, c.long_prefill_token_threshold) << "stream " << stream;
+    }
     if (policy == AdmissionPolicy::kReserve) {
       EXPECT_TRUE(p.preempted.empty());
     }

@@ -450,6 +450,9 @@ TEST(Scheduler, RejectsBadRequestsAndConfigs) {
   c = small_config();
   c.enable_chunked_prefill = false;
   EXPECT_THROW(Scheduler{c}, InvalidArgument);
+  c = small_config();
+  c.long_prefill_token_threshold = -1;
+  EXPECT_THROW(Scheduler{c}, InvalidArgument);
   c = small_config(AdmissionPolicy::kReserve);
   c.max_model_len = 512;
   c.num_blocks = 40;
