@@ -127,15 +127,18 @@ bool parse(std::string_view text, const std::string& param, int max_depth, json&
                                   /*strict=*/true);
   if (ok && sax.failure() == Failure::kNone) return true;
   const auto& parts = sax.error_path();
-  const std::string where = join_path(param, parts, kMaxParamComponents);
+  // A body's errors name the field (the first components of the path); a JSON string field's
+  // errors name that field, with the path inside it in the message.
+  const std::string shown = join_path(param, parts, kMaxParamComponents);
+  const std::string where = param.empty() ? shown : param;
   switch (sax.failure()) {
     case Failure::kTooDeep:
-      throw InvalidArgument(where, "'" + (where.empty() ? std::string("the request body") : where) +
+      throw InvalidArgument(where, "'" + (shown.empty() ? std::string("the request body") : shown) +
                                        (parts.size() > kMaxParamComponents ? "...'" : "'") +
                                        " nests JSON arrays/objects deeper than the limit of " +
                                        std::to_string(max_depth) + " levels");
     case Failure::kOutOfRange:
-      throw InvalidArgument(where, "'" + (where.empty() ? std::string("a number") : where) +
+      throw InvalidArgument(where, "'" + (shown.empty() ? std::string("a number") : shown) +
                                        "' holds a number out of range (" + sax.error() + ")");
     case Failure::kSyntax:
     case Failure::kNone:
