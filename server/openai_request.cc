@@ -215,8 +215,8 @@ json validate_tools(const json& tools, const std::string& param) {
         !t.contains("function") || !t["function"].is_object() || !t["function"].contains("name") ||
         !t["function"]["name"].is_string())
       throw InvalidArgument(
-          param + "[" + std::to_string(i) + "]",
-          "each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+          param, "tool " + std::to_string(i) +
+                     ": each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
     rendered += indented_size(t, 0, kMaxToolsPromptBytes) + 2;
     if (rendered > kMaxToolsPromptBytes)
       throw InvalidArgument(param, "'" + param +
