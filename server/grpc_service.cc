@@ -274,7 +274,8 @@ class HerdService final : public pb::Herd::Service {
       }
     }
     client_.release(*stream);
-    const bool shutting_down = Clock::now() >= cut_at() || cut;
+    // Any abort during a drain is the shutdown's (the deadline, or a second signal).
+    const bool shutting_down = draining() || cut;
     if (cut) {
       // Samples the engine did not finish in time still get a last message saying so.
       for (int i = 0; i < n; ++i) {
@@ -291,8 +292,9 @@ class HerdService final : public pb::Herd::Service {
     if (!s.error.empty()) return {grpc::StatusCode::INTERNAL, "the engine failed the request"};
     if (aborted && shutting_down)
       return {grpc::StatusCode::UNAVAILABLE,
-              "the server is shutting down: the request was cut at the drain deadline "
-              "(its last message has finish_reason \"abort\"); retry on another server"};
+              "the server is shutting down and aborted the request (drain deadline or a "
+              "second signal; its last message has finish_reason \"abort\"); retry on "
+              "another server"};
     return grpc::Status::OK;
   }
 
@@ -300,6 +302,7 @@ class HerdService final : public pb::Herd::Service {
   Clock::time_point cut_at() const {
     return Clock::time_point(Clock::duration(cut_at_.load(std::memory_order_relaxed)));
   }
+  bool draining() const { return cut_at() != Clock::time_point::max(); }
 
   EngineClient& client_;
   const ServerOptions& opts_;
