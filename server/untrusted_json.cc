@@ -131,15 +131,17 @@ bool parse(std::string_view text, const std::string& param, int max_depth, json&
   // errors name that field, with the path inside it in the message.
   const std::string shown = join_path(param, parts, kMaxParamComponents);
   const std::string where = param.empty() ? shown : param;
+  // "'tools[0].function.parameters...'", or the text as a whole when the path is empty.
+  const std::string subject =
+      shown.empty() ? std::string("the JSON text")
+                    : "'" + shown + (parts.size() > kMaxParamComponents ? "...'" : "'");
   switch (sax.failure()) {
     case Failure::kTooDeep:
-      throw InvalidArgument(where, "'" + (shown.empty() ? std::string("the request body") : shown) +
-                                       (parts.size() > kMaxParamComponents ? "...'" : "'") +
+      throw InvalidArgument(where, subject +
                                        " nests JSON arrays/objects deeper than the limit of " +
                                        std::to_string(max_depth) + " levels");
     case Failure::kOutOfRange:
-      throw InvalidArgument(where, "'" + (shown.empty() ? std::string("a number") : shown) +
-                                       "' holds a number out of range (" + sax.error() + ")");
+      throw InvalidArgument(where, subject + " holds a number out of range (" + sax.error() + ")");
     case Failure::kSyntax:
     case Failure::kNone:
       break;
