@@ -32,7 +32,12 @@ std::string first_non_space(const std::string& s) {
 class ChatRun {
  public:
   ChatRun(HttpContext& ctx, const ChatCompletionRequest& r, std::string id)
-      : ctx_(ctx), r_(r), id_(std::move(id)), created_(unix_now()), choices_(r.params.n) {}
+      : ctx_(ctx),
+        r_(r),
+        id_(std::move(id)),
+        created_(unix_now()),
+        fingerprint_(system_fingerprint(ctx.client.engine(), ctx.model_name)),
+        choices_(r.params.n) {}
 
   std::string start_text() {
     std::string out;
@@ -62,7 +67,15 @@ class ChatRun {
       if (!c.deciding && !c.buffering && !c.pending.empty()) out += content_chunk(o.index, c);
       if (!o.error.empty())
         out += sse_data(error_body("The engine failed the request.", "server_error"));
-      if (o.finish_reason != FinishReason::kNone) out += finish_choice(o.index, c, o.finish_reason);
+      if (o.finish_reason == FinishReason::kAbort) {
+        // OpenAI has no "abort" finish_reason: the choice ends with an error event instead
+        // (the official clients raise it), and no finish chunk claims it finished.
+        if (!c.pending.empty() && !c.buffering) out += content_chunk(o.index, c);
+        if (o.error.empty()) out += sse_data(aborted_error_body());
+        c.finished = true;
+      } else if (o.finish_reason != FinishReason::kNone) {
+        out += finish_choice(o.index, c, o.finish_reason);
+      }
     }
     return out;
   }
@@ -72,7 +85,8 @@ class ChatRun {
     if (r_.include_usage) {
       StreamSummary s = stream.summary();
       Usage u{s.prompt_tokens, s.completion_tokens, s.cached_prompt_tokens};
-      out += sse_data(usage_chunk(id_, created_, ctx_.model_name, "chat.completion.chunk", u));
+      out += sse_data(
+          usage_chunk(id_, created_, ctx_.model_name, fingerprint_, "chat.completion.chunk", u));
     }
     return out + kSseDone;
   }
@@ -87,6 +101,8 @@ class ChatRun {
       c.lps.insert(c.lps.end(), o.logprobs.begin(), o.logprobs.end());
       if (o.finish_reason != FinishReason::kNone) c.finish = openai_finish_reason(o.finish_reason);
       if (!o.error.empty()) error_ = o.error;
+      // Truncated text is not presented as a success: the request answers an error.
+      if (o.finish_reason == FinishReason::kAbort && error_.empty()) error_ = kAbortedMessage;
     }
   }
 
@@ -111,7 +127,7 @@ class ChatRun {
     }
     StreamSummary s = stream.summary();
     return chat_completion_body(
-        id_, created_, ctx_.model_name, results,
+        id_, created_, ctx_.model_name, fingerprint_, results,
         Usage{s.prompt_tokens, s.completion_tokens, s.cached_prompt_tokens});
   }
 
@@ -120,7 +136,7 @@ class ChatRun {
  private:
   ordered_json chunk(int index, ordered_json delta, const std::string& finish,
                      std::optional<ordered_json> logprobs) {
-    return chat_chunk(id_, created_, ctx_.model_name, index, std::move(delta), finish,
+    return chat_chunk(id_, created_, ctx_.model_name, fingerprint_, index, std::move(delta), finish,
                       std::move(logprobs), r_.include_usage);
   }
 
@@ -162,6 +178,7 @@ class ChatRun {
   const ChatCompletionRequest& r_;
   std::string id_;
   int64_t created_;
+  std::string fingerprint_;
   std::vector<ChoiceState> choices_;
   std::string error_;
 };
@@ -181,6 +198,7 @@ bool handle_chat_completions(HttpContext& ctx, const httplib::Request& req, http
   er.prompt_ids = ctx.tok.encode(format_llama31_chat(r->messages, fo), /*allow_special=*/true);
   check_context_length(ctx, er.prompt_ids.size(), r->params.max_tokens, "messages");
   er.params = r->params;
+  er.cache_salt = r->cache_salt;
   auto run = std::make_shared<ChatRun>(ctx, *r, er.id);
   auto stream = ctx.client.submit({std::move(er)});
   return respond_with_run(ctx, res, r->stream, run, stream, log, r);

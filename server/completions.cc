@@ -21,6 +21,7 @@ class CompletionRun {
         r_(r),
         id_(std::move(id)),
         created_(unix_now()),
+        fingerprint_(system_fingerprint(ctx.client.engine(), ctx.model_name)),
         prompt_ids_(std::move(prompt_ids)),
         choices_(prompt_ids_.size() * r.params.n) {
     if (!r_.echo) return;
@@ -41,9 +42,9 @@ class CompletionRun {
     std::string out;
     if (!r_.echo) return out;
     for (size_t i = 0; i < choices_.size(); ++i)
-      out +=
-          sse_data(completion_chunk(id_, created_, ctx_.model_name, static_cast<int>(i),
-                                    choices_[i].text, "", take_lps(choices_[i]), r_.include_usage));
+      out += sse_data(completion_chunk(id_, created_, ctx_.model_name, fingerprint_,
+                                       static_cast<int>(i), choices_[i].text, "",
+                                       take_lps(choices_[i]), r_.include_usage));
     return out;
   }
 
@@ -55,14 +56,18 @@ class CompletionRun {
       const int index = static_cast<int>(c - choices_.data());
       add(*c, ev.out);
       if (!ev.out.text.empty() || !ev.out.logprobs.empty())
-        out += sse_data(completion_chunk(id_, created_, ctx_.model_name, index, ev.out.text, "",
-                                         take_lps(*c), r_.include_usage));
+        out += sse_data(completion_chunk(id_, created_, ctx_.model_name, fingerprint_, index,
+                                         ev.out.text, "", take_lps(*c), r_.include_usage));
       if (!ev.out.error.empty())
         out += sse_data(error_body("The engine failed the request.", "server_error"));
-      if (ev.out.finish_reason != FinishReason::kNone)
-        out += sse_data(completion_chunk(id_, created_, ctx_.model_name, index, "",
+      if (ev.out.finish_reason == FinishReason::kAbort) {
+        // OpenAI has no "abort" finish_reason: an error event instead (clients raise it).
+        if (ev.out.error.empty()) out += sse_data(aborted_error_body());
+      } else if (ev.out.finish_reason != FinishReason::kNone) {
+        out += sse_data(completion_chunk(id_, created_, ctx_.model_name, fingerprint_, index, "",
                                          openai_finish_reason(ev.out.finish_reason), std::nullopt,
                                          r_.include_usage));
+      }
     }
     return out;
   }
@@ -70,8 +75,8 @@ class CompletionRun {
   std::string done_text(const RequestStream& stream) {
     std::string out;
     if (r_.include_usage)
-      out +=
-          sse_data(usage_chunk(id_, created_, ctx_.model_name, "text_completion", usage(stream)));
+      out += sse_data(usage_chunk(id_, created_, ctx_.model_name, fingerprint_, "text_completion",
+                                  usage(stream)));
     return out + kSseDone;
   }
 
@@ -90,7 +95,7 @@ class CompletionRun {
       if (r_.logprobs) res.logprobs = choices_[i].lps.json();
       results.push_back(std::move(res));
     }
-    return completion_body(id_, created_, ctx_.model_name, results, usage(stream));
+    return completion_body(id_, created_, ctx_.model_name, fingerprint_, results, usage(stream));
   }
 
   const std::string& engine_error() const { return error_; }
@@ -108,6 +113,8 @@ class CompletionRun {
       for (const auto& lp : o.logprobs) c.lps.add(ctx_.tok, lp, *r_.logprobs);
     if (o.finish_reason != FinishReason::kNone) c.finish = openai_finish_reason(o.finish_reason);
     if (!o.error.empty()) error_ = o.error;
+    // Truncated text is not presented as a success: the request answers an error.
+    if (o.finish_reason == FinishReason::kAbort && error_.empty()) error_ = kAbortedMessage;
   }
 
   std::optional<ordered_json> take_lps(CompletionChoiceState& c) {
@@ -124,6 +131,7 @@ class CompletionRun {
   const CompletionRequest& r_;
   std::string id_;
   int64_t created_;
+  std::string fingerprint_;
   std::vector<std::vector<int32_t>> prompt_ids_;
   std::vector<CompletionChoiceState> choices_;
   std::string error_;
@@ -162,6 +170,7 @@ bool handle_completions(HttpContext& ctx, const httplib::Request& req, httplib::
     er.id = r->prompts.size() == 1 ? id : id + "-" + std::to_string(p);
     er.prompt_ids = ids;
     er.params = r->params;
+    er.cache_salt = r->cache_salt;
     prompt_ids.push_back(std::move(ids));
     reqs.push_back(std::move(er));
   }

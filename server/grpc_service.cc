@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <atomic>
 #include <nlohmann/json.hpp>
 
 #include "engine/common/error.h"
@@ -14,13 +15,22 @@
 #include "herd/v1/herd.grpc.pb.h"
 #include "server/auth.h"
 #include "server/grpc_server.h"
+#include "server/openai_request.h"
 #include "server/openai_response.h"
+#include "server/untrusted_json.h"
 
 namespace herd::server {
 
 namespace {
 
 namespace pb = ::herd::v1;
+using Clock = std::chrono::steady_clock;
+
+// After the drain deadline: how long a cut stream waits for the engine's final outputs before
+// it writes its own last message, and how long gRPC lets handlers write it before it cancels
+// every call that is left.
+constexpr auto kCutOutputWait = std::chrono::milliseconds(500);
+constexpr auto kCutGrace = std::chrono::milliseconds(1000);
 
 SamplingParams to_params(const pb::SamplingParams& p) {
   SamplingParams s;
@@ -89,6 +99,10 @@ class HerdService final : public pb::Herd::Service {
         er.prompt_ids.insert(er.prompt_ids.end(), ids.begin(), ids.end());
       }
       er.params = to_params(req->params());
+      if (req->has_cache_salt()) {
+        validate_cache_salt(req->cache_salt(), "cache_salt");
+        er.cache_salt = req->cache_salt();
+      }
       return run_stream(ctx, std::move(er), writer, false);
     });
   }
@@ -97,23 +111,30 @@ class HerdService final : public pb::Herd::Service {
                     grpc::ServerWriter<pb::GenerateResponse>* writer) override {
     return guarded(ctx, [&] {
       std::vector<ChatMessage> msgs;
+      if (req->messages_size() > static_cast<int>(kMaxChatMessages))
+        throw InvalidArgument("messages", "'messages' may hold at most " +
+                                              std::to_string(kMaxChatMessages) + " messages");
       for (const auto& m : req->messages()) {
         ChatMessage cm{m.role(), m.content(), {}, m.tool_call_id()};
         for (const auto& c : m.tool_calls())
           cm.tool_calls.push_back({c.id(), c.name(), c.arguments()});
         msgs.push_back(std::move(cm));
       }
-      if (msgs.empty()) throw InvalidArgument("messages", "'messages' must not be empty");
+      // Roles (never spliced unchecked into a header) and tool-call arguments (depth-bounded).
+      validate_chat_messages(msgs, "messages");
       ChatFormatOptions fo;
       if (!req->tools_json().empty()) {
-        fo.tools = nlohmann::json::parse(req->tools_json(), nullptr, false);
-        if (!fo.tools.is_array())
-          throw InvalidArgument("tools_json", "'tools_json' must be a JSON array");
+        fo.tools = validate_tools(
+            parse_untrusted_json(req->tools_json(), "tools_json", "'tools_json'"), "tools_json");
       }
       Request er;
       er.id = new_request_id("grpc-chat-");
       er.prompt_ids = client_.engine().tokenizer().encode(format_llama31_chat(msgs, fo), true);
       er.params = to_params(req->params());
+      if (req->has_cache_salt()) {
+        validate_cache_salt(req->cache_salt(), "cache_salt");
+        er.cache_salt = req->cache_salt();
+      }
       return run_stream(ctx, std::move(er), writer, !fo.tools.empty());
     });
   }
@@ -202,20 +223,35 @@ class HerdService final : public pb::Herd::Service {
     const std::string id = er.id;
     auto stream = client_.submit({std::move(er)});
     std::vector<std::string> texts(parse_tools ? n : 0);
+    std::vector<bool> finished(n > 0 ? n : 0, false);
+    bool aborted = false;  // some sample finished "abort"
+    bool cut = false;      // the drain deadline passed: aborted, waiting for the last outputs
+    Clock::time_point give_up{};
     std::vector<StreamEvent> events;
     for (;;) {
-      if (ctx->IsCancelled()) {  // client cancelled, or the deadline passed
+      if (ctx->IsCancelled()) {  // client cancelled, the deadline passed, or a forced shutdown
         client_.abort(*stream);
         client_.release(*stream);
         return {grpc::StatusCode::CANCELLED, "cancelled"};
       }
+      if (!cut && Clock::now() >= cut_at()) {
+        // Shutdown drain deadline: abort, and let the engine's final outputs (finish_reason
+        // "abort", usage) reach the client before the call ends.
+        cut = true;
+        give_up = Clock::now() + kCutOutputWait;
+        client_.abort(*stream);
+      }
+      if (cut && Clock::now() >= give_up) break;  // the engine did not answer in time
       events.clear();
       auto w = stream->next(events, std::chrono::milliseconds(50));
       if (w == RequestStream::Wait::kDone) break;
       for (const auto& ev : events) {
         pb::GenerateResponse r;
         fill_response(ev.out, r);
-        if (parse_tools && ev.out.index >= 0 && ev.out.index < n) {
+        const bool in_range = ev.out.index >= 0 && ev.out.index < n;
+        if (in_range && ev.out.finish_reason != FinishReason::kNone) finished[ev.out.index] = true;
+        if (ev.out.finish_reason == FinishReason::kAbort) aborted = true;
+        if (parse_tools && in_range) {
           texts[ev.out.index] += ev.out.text;
           if (ev.out.finish_reason == FinishReason::kStop) {
             if (auto calls = parse_llama31_tool_calls(texts[ev.out.index],
@@ -238,14 +274,45 @@ class HerdService final : public pb::Herd::Service {
       }
     }
     client_.release(*stream);
+    // Any abort during a drain is the shutdown's (the deadline, or a second signal).
+    const bool shutting_down = draining() || cut;
+    if (cut) {
+      // Samples the engine did not finish in time still get a last message saying so.
+      for (int i = 0; i < n; ++i) {
+        if (finished[i]) continue;
+        pb::GenerateResponse r;
+        r.set_request_id(id);
+        r.set_index(i);
+        r.set_finish_reason(openai_finish_reason(FinishReason::kAbort));
+        writer->Write(r);
+        aborted = true;
+      }
+    }
     StreamSummary s = stream->summary();
     if (!s.error.empty()) return {grpc::StatusCode::INTERNAL, "the engine failed the request"};
+    if (aborted && shutting_down)
+      return {grpc::StatusCode::UNAVAILABLE,
+              "the server is shutting down and aborted the request (drain deadline or a "
+              "second signal; its last message has finish_reason \"abort\"); retry on "
+              "another server"};
     return grpc::Status::OK;
   }
+
+  // The drain deadline: a stream still running at it is cut (see run_stream).
+  Clock::time_point cut_at() const {
+    return Clock::time_point(Clock::duration(cut_at_.load(std::memory_order_relaxed)));
+  }
+  bool draining() const { return cut_at() != Clock::time_point::max(); }
 
   EngineClient& client_;
   const ServerOptions& opts_;
   std::string model_name_;
+  std::atomic<Clock::rep> cut_at_{Clock::time_point::max().time_since_epoch().count()};
+
+ public:
+  void begin_drain(Clock::time_point cut_at) {
+    cut_at_.store(cut_at.time_since_epoch().count(), std::memory_order_relaxed);
+  }
 };
 
 }  // namespace
@@ -273,7 +340,10 @@ int GrpcServer::start() {
 void GrpcServer::shutdown(std::chrono::milliseconds deadline) {
   if (!server_) return;
   if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
-  server_->Shutdown(std::chrono::system_clock::now() + deadline);
+  // Streams still running at the deadline are cut by their handlers, which send a last message
+  // (finish_reason "abort") and end UNAVAILABLE; gRPC cancels what is left after a grace.
+  static_cast<HerdService*>(service_.get())->begin_drain(Clock::now() + deadline);
+  server_->Shutdown(std::chrono::system_clock::now() + deadline + kCutGrace);
   server_->Wait();
   server_.reset();
 }

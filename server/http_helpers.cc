@@ -3,6 +3,7 @@
 
 #include "engine/common/error.h"
 #include "server/http_context.h"
+#include "server/untrusted_json.h"
 
 namespace herd::server {
 
@@ -16,13 +17,9 @@ void send_error(httplib::Response& res, const HttpError& e) {
 }
 
 nlohmann::json parse_body(const httplib::Request& req) {
-  try {
-    return nlohmann::json::parse(req.body);
-  } catch (const nlohmann::json::parse_error& e) {
-    // nlohmann's message names the byte offset only; nothing about our process leaks.
-    throw HttpError{400, std::string("The request body is not valid JSON: ") + e.what(),
-                    "invalid_request_error", "", ""};
-  }
+  // Depth-bounded, and numbers out of range are a 400 naming their field (server/untrusted_json.h).
+  // nlohmann's syntax messages name the byte offset only; nothing about our process leaks.
+  return parse_untrusted_json(req.body, "", "The request body");
 }
 
 void check_model(const HttpContext& ctx, const std::string& requested) {

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "engine/common/error.h"
+#include "server/untrusted_json.h"
 
 namespace herd::server {
 
@@ -120,6 +121,13 @@ void parse_common_sampling(const json& b, SamplingParams& p) {
   }
 }
 
+std::string get_cache_salt(const json& b) {
+  if (!field(b, "cache_salt")) return "";
+  std::string salt = get_string(b, "cache_salt");
+  validate_cache_salt(salt, "cache_salt");
+  return salt;
+}
+
 bool parse_stream_options(const json& b, bool stream) {
   const json* so = field(b, "stream_options");
   if (!so) return false;
@@ -155,33 +163,122 @@ std::string content_text(const json& content, const std::string& role) {
 json parse_tools(const json& b) {
   const json* v = field(b, "tools");
   if (!v) return json::array();
-  if (!v->is_array()) throw InvalidArgument("tools", "'tools' must be a list");
-  for (const auto& t : *v) {
-    if (!t.is_object() || !t.contains("type") || t["type"] != "function" ||
-        !t.contains("function") || !t["function"].is_object() || !t["function"].contains("name") ||
-        !t["function"]["name"].is_string())
-      throw InvalidArgument(
-          "tools", "each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+  return validate_tools(*v, "tools");
+}
+
+// JSON string escapes as nlohmann writes them (ensure_ascii off).
+size_t escaped_size(const std::string& s) {
+  size_t n = 2;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+      n += 2;
+    else if (c < 0x20)
+      n += 6;
+    else
+      n += 1;
   }
-  return *v;
+  return n;
+}
+
+// The size of j.dump(4) (how engine/tokenizer/chat_format.cc renders a tool into the prompt)
+// at nesting `level`, counted without rendering it; stops counting once past `cap`. The
+// indentation makes the rendered size grow with depth times lines, which is why the limit is on
+// this size and not on the request bytes. Recursion depth is bounded by kMaxJsonDepth (the
+// tree came from parse_untrusted_json or from protobuf text parsed the same way).
+size_t indented_size(const json& j, size_t level, size_t cap) {
+  constexpr size_t kIndent = 4;
+  if (j.is_string()) return escaped_size(j.get_ref<const std::string&>());
+  if (j.is_object() || j.is_array()) {
+    if (j.empty()) return 2;
+    size_t n = 2 + level * kIndent + 1;  // "{\n" ... "}"
+    for (auto it = j.begin(); it != j.end() && n <= cap; ++it) {
+      n += (level + 1) * kIndent + 2;                      // indentation, ",\n" (or "\n")
+      if (j.is_object()) n += escaped_size(it.key()) + 2;  // the key and ": "
+      n += indented_size(*it, level + 1, cap);
+    }
+    return n;
+  }
+  return j.dump().size();
 }
 
 }  // namespace
 
+json validate_tools(const json& tools, const std::string& param) {
+  if (!tools.is_array()) throw InvalidArgument(param, "'" + param + "' must be a list");
+  if (tools.size() > kMaxTools)
+    throw InvalidArgument(param, "'" + param + "' may hold at most " + std::to_string(kMaxTools) +
+                                     " tools, got " + std::to_string(tools.size()));
+  size_t rendered = 0;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const json& t = tools[i];
+    if (!t.is_object() || !t.contains("type") || t["type"] != "function" ||
+        !t.contains("function") || !t["function"].is_object() || !t["function"].contains("name") ||
+        !t["function"]["name"].is_string())
+      throw InvalidArgument(
+          param, "tool " + std::to_string(i) +
+                     ": each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    rendered += indented_size(t, 0, kMaxToolsPromptBytes) + 2;
+    if (rendered > kMaxToolsPromptBytes)
+      throw InvalidArgument(param, "'" + param +
+                                       "' is too large: tool definitions may take at most " +
+                                       std::to_string(kMaxToolsPromptBytes) +
+                                       " bytes as rendered into the prompt (JSON with 4-space "
+                                       "indentation); exceeded at tool " +
+                                       std::to_string(i));
+  }
+  return tools;
+}
+
+void validate_cache_salt(const std::string& salt, const std::string& param) {
+  if (salt.empty())
+    throw InvalidArgument(param, "'" + param + "' must be a non-empty string when given");
+  if (salt.size() > kMaxCacheSaltBytes)
+    throw InvalidArgument(param, "'" + param + "' may be at most " +
+                                     std::to_string(kMaxCacheSaltBytes) + " bytes, got " +
+                                     std::to_string(salt.size()));
+}
+
+void validate_chat_messages(std::vector<ChatMessage>& messages, const std::string& param) {
+  if (messages.empty()) throw InvalidArgument(param, "'" + param + "' must be a non-empty list");
+  if (messages.size() > kMaxChatMessages)
+    throw InvalidArgument(param, "'" + param + "' may hold at most " +
+                                     std::to_string(kMaxChatMessages) + " messages, got " +
+                                     std::to_string(messages.size()));
+  for (size_t i = 0; i < messages.size(); ++i) {
+    ChatMessage& m = messages[i];
+    const std::string at = param + "[" + std::to_string(i) + "]";
+    if (m.role == "developer") m.role = "system";  // OpenAI's newer name for system
+    if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "tool" &&
+        m.role != "ipython") {
+      std::string shown = m.role.size() > 64 ? m.role.substr(0, 64) + "..." : m.role;
+      throw InvalidArgument(at + ".role", "unknown message role '" + shown +
+                                              "' (allowed: system, developer, user, assistant, "
+                                              "tool, ipython)");
+    }
+    for (size_t k = 0; k < m.tool_calls.size(); ++k) {
+      // Only the depth matters here: text that is not JSON is rendered as text.
+      try_parse_untrusted_json(m.tool_calls[k].arguments,
+                               at + ".tool_calls[" + std::to_string(k) + "].function.arguments");
+    }
+  }
+}
+
 std::vector<ChatMessage> parse_chat_messages(const json& messages) {
   if (!messages.is_array() || messages.empty())
     throw InvalidArgument("messages", "'messages' must be a non-empty list");
+  if (messages.size() > kMaxChatMessages)
+    throw InvalidArgument("messages", "'messages' may hold at most " +
+                                          std::to_string(kMaxChatMessages) + " messages, got " +
+                                          std::to_string(messages.size()));
   std::vector<ChatMessage> out;
-  for (const auto& m : messages) {
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const json& m = messages[i];
     if (!m.is_object()) throw InvalidArgument("messages", "each message must be an object");
     ChatMessage cm;
     if (!m.contains("role") || !m["role"].is_string())
-      throw InvalidArgument("messages", "each message needs a string 'role'");
+      throw InvalidArgument("messages[" + std::to_string(i) + "].role",
+                            "each message needs a string 'role'");
     cm.role = m["role"].get<std::string>();
-    if (cm.role == "developer") cm.role = "system";  // OpenAI's newer name for system
-    if (cm.role != "system" && cm.role != "user" && cm.role != "assistant" && cm.role != "tool" &&
-        cm.role != "ipython")
-      throw InvalidArgument("messages", "unknown message role '" + cm.role + "'");
     cm.content = content_text(m.contains("content") ? m["content"] : json(), cm.role);
     if (cm.role == "tool") {
       const json* id = field(m, "tool_call_id");
@@ -215,6 +312,7 @@ std::vector<ChatMessage> parse_chat_messages(const json& messages) {
     }
     out.push_back(std::move(cm));
   }
+  validate_chat_messages(out, "messages");
   return out;
 }
 
@@ -238,6 +336,7 @@ ChatCompletionRequest parse_chat_request(const json& b) {
   }
   if (r.logprobs) r.params.logprobs = r.top_logprobs;
   r.add_generation_prompt = get_bool(b, "add_generation_prompt", true);
+  r.cache_salt = get_cache_salt(b);
   json tools = parse_tools(b);
   const json* choice = field(b, "tool_choice");
   std::string mode = tools.empty() ? "none" : "auto";
@@ -307,6 +406,10 @@ CompletionRequest parse_completion_request(const json& b) {
     throw InvalidArgument(
         "prompt", "'prompt' must be a string, a list of strings, token ids or lists of token ids");
   }
+  if (r.prompts.size() > kMaxCompletionPrompts)
+    throw InvalidArgument("prompt", "'prompt' may list at most " +
+                                        std::to_string(kMaxCompletionPrompts) + " prompts, got " +
+                                        std::to_string(r.prompts.size()));
   parse_common_sampling(b, r.params);
   // OpenAI's legacy default for /v1/completions.
   r.params.max_tokens = static_cast<int>(get_int(b, "max_tokens", 1, kIntMax).value_or(16));
@@ -318,6 +421,7 @@ CompletionRequest parse_completion_request(const json& b) {
     r.params.logprobs = r.logprobs;
   }
   r.add_special_tokens = get_bool(b, "add_special_tokens", true);
+  r.cache_salt = get_cache_salt(b);
   if (!get_string(b, "suffix").empty())
     throw InvalidArgument("suffix", "'suffix' is not supported");
   return r;

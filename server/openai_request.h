@@ -15,6 +15,15 @@
 
 namespace herd::server {
 
+// Request limits the parsers enforce (the engine's own are in engine/sample/validate.h: n,
+// stop strings, stop_token_ids, logprobs; the JSON depth limit is in server/untrusted_json.h).
+// Each failure is a 400 naming the param and the limit.
+inline constexpr size_t kMaxChatMessages = 4096;            // messages
+inline constexpr size_t kMaxTools = 128;                    // tools (OpenAI's own limit)
+inline constexpr size_t kMaxToolsPromptBytes = 512 * 1024;  // tools as rendered in the prompt
+inline constexpr size_t kMaxCacheSaltBytes = 256;           // cache_salt
+inline constexpr size_t kMaxCompletionPrompts = 128;        // /v1/completions prompt list
+
 struct ChatCompletionRequest {
   std::string model;  // empty when not given
   std::vector<ChatMessage> messages;
@@ -26,6 +35,7 @@ struct ChatCompletionRequest {
   bool include_usage = false;  // stream_options.include_usage
   bool logprobs = false;
   int top_logprobs = 0;
+  std::string cache_salt;  // empty: the server's own prefix-cache salt only
 };
 
 struct PromptInput {
@@ -43,6 +53,7 @@ struct CompletionRequest {
   bool echo = false;
   std::optional<int> logprobs;     // legacy: number of top alternatives (0..20)
   bool add_special_tokens = true;  // BOS before text prompts (vLLM's extra field)
+  std::string cache_salt;
 };
 
 struct TokenizeRequest {
@@ -62,5 +73,16 @@ std::vector<int32_t> parse_detokenize_request(const nlohmann::json& body);
 
 // The chat `messages` array -> ChatMessage list (content strings or text parts).
 std::vector<ChatMessage> parse_chat_messages(const nlohmann::json& messages);
+
+// Checks shared by HTTP and gRPC (each throws InvalidArgument naming the param):
+// the message list's length, each role (system | user | assistant | tool | ipython; "developer"
+// is mapped to "system") and each tool call's `arguments` text (JSON nested no deeper than
+// kMaxJsonDepth; text that is not JSON at all is kept as text). `param` is the list's name.
+void validate_chat_messages(std::vector<ChatMessage>& messages, const std::string& param);
+// A `tools` list: at most kMaxTools, each {"type": "function", "function": {"name": ...}},
+// at most kMaxToolsPromptBytes as rendered into the prompt. Returns it.
+nlohmann::json validate_tools(const nlohmann::json& tools, const std::string& param);
+// A per-request prefix-cache salt: non-empty, at most kMaxCacheSaltBytes.
+void validate_cache_salt(const std::string& salt, const std::string& param);
 
 }  // namespace herd::server

@@ -1,5 +1,9 @@
 #include "server/openai_response.h"
 
+#include <cstdio>
+
+#include "engine/model/config.h"
+
 namespace herd::server {
 
 namespace {
@@ -40,8 +44,40 @@ ordered_json usage_json(const Usage& u) {
   j["prompt_tokens"] = u.prompt_tokens;
   j["completion_tokens"] = u.completion_tokens;
   j["total_tokens"] = u.prompt_tokens + u.completion_tokens;
-  j["prompt_tokens_details"] = {{"cached_tokens", u.cached_prompt_tokens}};
+  ordered_json prompt_details;
+  prompt_details["cached_tokens"] = u.cached_prompt_tokens;
+  prompt_details["audio_tokens"] = 0;
+  j["prompt_tokens_details"] = prompt_details;
+  ordered_json completion_details;
+  completion_details["reasoning_tokens"] = 0;
+  completion_details["audio_tokens"] = 0;
+  completion_details["accepted_prediction_tokens"] = 0;
+  completion_details["rejected_prediction_tokens"] = 0;
+  j["completion_tokens_details"] = completion_details;
   return j;
+}
+
+std::string system_fingerprint(const Engine& engine, const std::string& model_name) {
+  const ModelConfig& c = engine.model_config();
+  std::string in = std::string(kHerdVersion) + '\0' + model_name;
+  for (int64_t v : {c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers,
+                    c.num_attention_heads, c.num_key_value_heads, c.head_dim,
+                    static_cast<int64_t>(engine.tokenizer().vocab_size()),
+                    static_cast<int64_t>(engine.max_model_len())})
+    in += '\0' + std::to_string(v);
+  in += '\0' + std::to_string(c.rope_theta) + '\0' + std::to_string(c.rms_norm_eps);
+  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+  for (unsigned char ch : in) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::string("herd-") + kHerdVersion + "-" + std::string(hex, 12);
+}
+
+ordered_json aborted_error_body() {
+  return error_body(kAbortedMessage, "server_error", "", "request_aborted");
 }
 
 ordered_json chat_logprobs_entries(const Tokenizer& tok, const std::vector<TokenLogprob>& lps,
@@ -79,6 +115,7 @@ ordered_json tool_calls_json(const std::vector<ChatToolCall>& calls, bool with_i
 }
 
 ordered_json chat_completion_body(const std::string& id, int64_t created, const std::string& model,
+                                  const std::string& fingerprint,
                                   const std::vector<ChatChoiceResult>& choices, const Usage& u) {
   ordered_json b;
   b["id"] = id;
@@ -105,17 +142,20 @@ ordered_json chat_completion_body(const std::string& id, int64_t created, const 
   }
   b["choices"] = cs;
   b["usage"] = usage_json(u);
+  b["system_fingerprint"] = fingerprint;
   return b;
 }
 
-ordered_json chat_chunk(const std::string& id, int64_t created, const std::string& model, int index,
-                        ordered_json delta, const std::string& finish_reason,
-                        std::optional<ordered_json> logprobs, bool usage_null) {
+ordered_json chat_chunk(const std::string& id, int64_t created, const std::string& model,
+                        const std::string& fingerprint, int index, ordered_json delta,
+                        const std::string& finish_reason, std::optional<ordered_json> logprobs,
+                        bool usage_null) {
   ordered_json b;
   b["id"] = id;
   b["object"] = "chat.completion.chunk";
   b["created"] = created;
   b["model"] = model;
+  b["system_fingerprint"] = fingerprint;
   ordered_json choice;
   choice["index"] = index;
   choice["delta"] = std::move(delta);
@@ -127,12 +167,14 @@ ordered_json chat_chunk(const std::string& id, int64_t created, const std::strin
 }
 
 ordered_json usage_chunk(const std::string& id, int64_t created, const std::string& model,
-                         const std::string& object, const Usage& u) {
+                         const std::string& fingerprint, const std::string& object,
+                         const Usage& u) {
   ordered_json b;
   b["id"] = id;
   b["object"] = object;
   b["created"] = created;
   b["model"] = model;
+  b["system_fingerprint"] = fingerprint;
   b["choices"] = ordered_json::array();
   b["usage"] = usage_json(u);
   return b;
@@ -184,6 +226,7 @@ ordered_json CompletionLogprobs::take_new() {
 }
 
 ordered_json completion_body(const std::string& id, int64_t created, const std::string& model,
+                             const std::string& fingerprint,
                              const std::vector<CompletionChoiceResult>& choices, const Usage& u) {
   ordered_json b;
   b["id"] = id;
@@ -201,17 +244,20 @@ ordered_json completion_body(const std::string& id, int64_t created, const std::
   }
   b["choices"] = cs;
   b["usage"] = usage_json(u);
+  b["system_fingerprint"] = fingerprint;
   return b;
 }
 
 ordered_json completion_chunk(const std::string& id, int64_t created, const std::string& model,
-                              int index, const std::string& text, const std::string& finish_reason,
+                              const std::string& fingerprint, int index, const std::string& text,
+                              const std::string& finish_reason,
                               std::optional<ordered_json> logprobs, bool usage_null) {
   ordered_json b;
   b["id"] = id;
   b["object"] = "text_completion";
   b["created"] = created;
   b["model"] = model;
+  b["system_fingerprint"] = fingerprint;
   ordered_json choice;
   choice["index"] = index;
   choice["text"] = text;

@@ -60,9 +60,18 @@ void check_stop(const SamplingParams& p, int vocab_size) {
   }
   for (size_t i = 0; i < p.stop.size(); ++i) {
     if (p.stop[i].empty()) fail("stop", "stop string " + std::to_string(i) + " is empty");
+    if (p.stop[i].size() > size_t(kMaxStopStringBytes)) {
+      fail("stop", "stop string " + std::to_string(i) + " has " + std::to_string(p.stop[i].size()) +
+                       " bytes; at most " + std::to_string(kMaxStopStringBytes) + " are allowed");
+    }
     if (!is_valid_utf8(p.stop[i])) {
       fail("stop", "stop string " + std::to_string(i) + " is not valid UTF-8");
     }
+  }
+  if (p.stop_token_ids.size() > size_t(kMaxStopTokenIds)) {
+    fail("stop_token_ids", "at most " + std::to_string(kMaxStopTokenIds) +
+                               " stop token ids are allowed, got " +
+                               std::to_string(p.stop_token_ids.size()));
   }
   for (int32_t id : p.stop_token_ids) {
     if (id < 0 || id >= vocab_size) {

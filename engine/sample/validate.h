@@ -14,6 +14,8 @@ namespace herd {
 // Limits the engine accepts (the same ones the server documents).
 inline constexpr int kMaxSamplesPerRequest = 128;  // n
 inline constexpr int kMaxStopStrings = 16;         // stop
+inline constexpr int kMaxStopStringBytes = 1024;   // each stop string
+inline constexpr int kMaxStopTokenIds = 1024;      // stop_token_ids
 inline constexpr int kMaxTopLogprobs = 20;         // logprobs
 inline constexpr float kMaxAbsLogitBias = 100.0f;  // logit_bias values
 

@@ -90,7 +90,7 @@ TEST_F(ServerTest, ErrorsName400Param) {
   expect_openai_error(post("/v1/chat/completions", {{"messages", "hi"}}), 400, "messages");
   expect_openai_error(post("/v1/chat/completions",
                            {{"messages", json::array({{{"role", "wizard"}, {"content", "x"}}})}}),
-                      400, "messages");
+                      400, "messages[0].role");
   expect_openai_error(
       post("/v1/chat/completions", {{"messages", msgs}, {"logit_bias", {{"abc", 1}}}}), 400,
       "logit_bias");
