@@ -203,6 +203,9 @@ class HerdService final : public pb::Herd::Service {
               e.param().empty() ? e.what() : e.param() + ": " + e.what()};
     } catch (const QueueFull&) {
       return {grpc::StatusCode::RESOURCE_EXHAUSTED, "the server is at capacity; retry later"};
+    } catch (const EngineUnavailable& e) {
+      // The engine failed a step (a device fault): the process drains and exits for a restart.
+      return {grpc::StatusCode::UNAVAILABLE, std::string("the engine is unavailable: ") + e.what()};
     } catch (const std::exception& e) {
       std::fprintf(stderr, "herd grpc: internal error: %s\n", e.what());
       return {grpc::StatusCode::INTERNAL, "internal server error"};

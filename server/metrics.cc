@@ -106,6 +106,10 @@ std::string Metrics::render(const EngineStats& s) const {
         static_cast<double>(s.prompt_tokens));
   gauge(out, "herd_generation_tokens_total", "Tokens generated.", "counter", l,
         static_cast<double>(s.generation_tokens));
+  gauge(out, "herd_nonfinite_logit_errors_total", "Requests failed by a NaN or infinite logit.",
+        "counter", l, static_cast<double>(s.nonfinite_logit_errors));
+  gauge(out, "herd_engine_healthy", "1 while the engine is healthy, 0 after a failed step.",
+        "gauge", l, s.healthy ? 1.0 : 0.0);
   ttft_.render(out, "herd_time_to_first_token_seconds", "Time to first token.", l);
   itl_.render(out, "herd_inter_token_latency_seconds", "Time between streamed tokens.", l);
   e2e_.render(out, "herd_e2e_request_latency_seconds", "Request latency, arrival to finish.", l);

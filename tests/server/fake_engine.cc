@@ -71,6 +71,7 @@ void FakeEngine::add_request(Request req, OutputSink sink) {
   validate_sampling_params(req.params, tok_.vocab_size(), static_cast<int>(req.prompt_ids.size()),
                            opts_.max_model_len);
   std::lock_guard<std::mutex> lock(mu_);
+  if (!unhealthy_reason_.empty()) throw EngineUnavailable(unhealthy_reason_);
   if (static_cast<int>(live_.size()) >= opts_.max_waiting) throw QueueFull("fake queue full");
   Live l;
   l.req = req;
@@ -106,7 +107,18 @@ EngineStats FakeEngine::stats() const {
   s.generation_tokens = generation_tokens_;
   s.num_blocks = 100;
   s.free_blocks = 100;
+  s.healthy = unhealthy_reason_.empty();
   return s;
+}
+
+EngineHealth FakeEngine::health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {unhealthy_reason_.empty(), unhealthy_reason_};
+}
+
+void FakeEngine::set_unhealthy(std::string reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  unhealthy_reason_ = std::move(reason);
 }
 
 void FakeEngine::shutdown() {

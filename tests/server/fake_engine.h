@@ -56,6 +56,7 @@ class FakeEngine : public Engine {
   const ModelConfig& model_config() const override { return config_; }
   int max_model_len() const override { return opts_.max_model_len; }
   EngineStats stats() const override;
+  EngineHealth health() const override;
   void shutdown() override;
 
   // Test hooks.
@@ -64,6 +65,9 @@ class FakeEngine : public Engine {
   std::vector<Request> received() const;  // every accepted request, in order
   size_t live() const;
   void set_reply(std::function<std::string(const Request&, int)> reply);
+  // As after a failed step of the real engine: health() says why, add_request throws
+  // EngineUnavailable.
+  void set_unhealthy(std::string reason);
 
  private:
   struct Live {
@@ -84,6 +88,7 @@ class FakeEngine : public Engine {
   FakeTokenizer tok_;
   ModelConfig config_;
   mutable std::mutex mu_;
+  std::string unhealthy_reason_;  // non-empty: unhealthy
   std::condition_variable cv_;
   std::map<std::string, Live> live_;
   std::set<std::string> aborted_;
