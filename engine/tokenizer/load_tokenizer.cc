@@ -1,4 +1,5 @@
-// load_tokenizer(): reads DIR/tokenizer.json and picks the tokenizer family from it.
+// load_tokenizer(): reads DIR/tokenizer.json and picks the tokenizer family from it; a
+// directory with only a sentencepiece tokenizer.model loads that.
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -6,6 +7,7 @@
 #include "engine/common/error.h"
 #include "engine/tokenizer/byte_level_bpe_tokenizer.h"
 #include "engine/tokenizer/sentencepiece_bpe_tokenizer.h"
+#include "engine/tokenizer/sentencepiece_model_tokenizer.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace herd {
@@ -27,7 +29,12 @@ bool mentions(const nlohmann::json& j, const std::string& type) {
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   const std::string path = dir + "/tokenizer.json";
-  if (!std::filesystem::is_regular_file(path)) throw Error(path + ": no such file");
+  if (!std::filesystem::is_regular_file(path)) {
+    // A sentencepiece directory (Meta's Llama 2 download, llama2.c) carries only the model.
+    if (std::filesystem::is_regular_file(dir + "/tokenizer.model"))
+      return load_sentencepiece_model(dir);
+    throw Error(path + ": no such file (nor " + dir + "/tokenizer.model)");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open");
   // Parsing from memory is several times faster than from the stream.

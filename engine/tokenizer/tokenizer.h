@@ -33,7 +33,8 @@ class Tokenizer {
   virtual bool adds_bos() const = 0;
 };
 
-// Loads DIR/tokenizer.json (and tokenizer_config.json when present).
+// Loads DIR/tokenizer.json (and tokenizer_config.json when present); without tokenizer.json,
+// DIR/tokenizer.model (a sentencepiece BPE ModelProto, e.g. Meta's Llama 2).
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir);
 
 // Streams text for a growing sequence of ids without ever emitting a broken UTF-8 sequence:
