@@ -24,7 +24,8 @@ class SentencepieceModelTokenizer final : public TokenizerBase {
   // `path` is the tokenizer.model the proto came from; `dir` may hold tokenizer_config.json.
   SentencepieceModelTokenizer(const SentencepieceModelProto& m, const std::string& path,
                               const std::string& dir);
-  bool adds_bos() const override { return true; }
+  // encode() never prepends BOS (the caller does, as for Llama 3); see Tokenizer::adds_bos.
+  bool adds_bos() const override { return false; }
   std::string decode(const std::vector<int32_t>& ids) const override;
 
  protected:

@@ -133,7 +133,6 @@ TEST(SentencepieceModel, LoadsMetaLlama2) {
   EXPECT_EQ(tok->token_id(kSp), 29871);
   EXPECT_EQ(tok->bos_id(), 1);
   EXPECT_EQ(tok->eos_id(), 2);
-  EXPECT_TRUE(tok->adds_bos());
   EXPECT_TRUE(tok->is_special(0) && tok->is_special(1) && tok->is_special(2));
   EXPECT_FALSE(tok->is_special(29871));
   EXPECT_EQ(tok->token_bytes(3 + 0x0A), "\n");  // byte pieces decode to their byte
@@ -178,10 +177,34 @@ TEST(SentencepieceModel, TokenizerJsonIsPreferredWhenBothExist) {
       << serialize(base_model({{"a", -1, 1}}));
   auto tok = load_tokenizer(dir);
   EXPECT_EQ(tok->vocab_size(), 600);
-  EXPECT_FALSE(tok->adds_bos());  // the byte-level tokenizer.json, not the model
+  EXPECT_EQ(tok->token_id("<|begin_of_text|>"), tok->bos_id());  // tokenizer.json, not the model
   std::filesystem::remove(dir + "/tokenizer.json");
   std::filesystem::remove(dir + "/tokenizer_config.json");
   EXPECT_EQ(load_tokenizer(dir)->vocab_size(), 3 + 256 + 1);
+}
+
+// Callers prepend BOS exactly when adds_bos() is false (the server's completions, /tokenize
+// and gRPC Generate/Tokenize): it must say whether encode() put BOS first. Sentencepiece
+// tokenizers used to claim it did while encode() never does, so served Llama 2 prompts had
+// no <s>.
+TEST(SentencepieceModel, AddsBosTellsTheTruth) {
+  std::vector<std::shared_ptr<const Tokenizer>> toks = {
+      testing::load_testdata_tokenizer("llama2-tokenizer-meta"),
+      testing::load_testdata_tokenizer("llama2-tokenizer"),
+      testing::load_testdata_tokenizer("llama3-tokenizer"),
+      load_model("bos", base_model({{kSp, -1, 1}, {"a", -1, 1}})),
+      testing::load_builtin_tokenizer(600)};
+  int checked = 0;
+  for (const auto& tok : toks) {
+    if (!tok) continue;
+    ASSERT_GE(tok->bos_id(), 0);
+    auto ids = tok->encode("a");
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(tok->adds_bos(), ids.front() == tok->bos_id());
+    EXPECT_FALSE(tok->adds_bos());
+    ++checked;
+  }
+  EXPECT_GE(checked, 2);
 }
 
 // --- the encoder, on small models ---
