@@ -6,6 +6,7 @@
 
 #include "engine/common/error.h"
 #include "engine/tokenizer/byte_level_bpe_tokenizer.h"
+#include "engine/tokenizer/json_text.h"
 #include "engine/tokenizer/sentencepiece_bpe_tokenizer.h"
 #include "engine/tokenizer/sentencepiece_model_tokenizer.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -13,6 +14,8 @@
 namespace herd {
 
 namespace {
+
+constexpr size_t kMaxTokenizerJsonDepth = 64;
 
 // True when a component of this type appears in `j` (alone or inside a Sequence).
 bool mentions(const nlohmann::json& j, const std::string& type) {
@@ -42,6 +45,12 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   nlohmann::json tj = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   text = std::string();
   if (tj.is_discarded() || !tj.is_object()) throw Error(path + ": not a valid JSON object");
+  // The component readers recurse through nested "Sequence"s (normalizers, pre-tokenizers,
+  // decoders): bound the depth, without recursing, before anything walks the file. Real
+  // tokenizer.json files nest about six levels.
+  if (!json_depth_within(tj, kMaxTokenizerJsonDepth))
+    throw Error(path + ": nested deeper than " + std::to_string(kMaxTokenizerJsonDepth) +
+                " levels");
   if (!tj.contains("model") || !tj["model"].is_object())
     throw Error(path + ": no \"model\" object");
   const auto& model = tj["model"];
