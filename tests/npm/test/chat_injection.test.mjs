@@ -32,8 +32,11 @@ before(async () => {
   const mk = spawnSync(HERD, ['make-model', '--shape', 'tiny-128k', '--tokenizer', TOKENIZER,
     '--output', model], { encoding: 'utf8' });
   assert.equal(mk.status, 0, mk.stderr);
+  // No API key: herd serve would take run.sh's HERD_API_KEY from the environment.
+  const env = { ...process.env };
+  delete env.HERD_API_KEY;
   proc = spawn(HERD, ['serve', '--model', model, '--port', '0', '--grpc-port', '0',
-    '--kv-cache-gb', '0.05'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--kv-cache-gb', '0.05'], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   proc.stdout.on('data', (d) => { out += d; });
