@@ -61,7 +61,7 @@ int run_chat(const std::vector<std::string>& args) {
     req.params.temperature = f.f64("temperature", 0.7);
     req.params.top_p = f.f64("top-p", 0.9);
     if (f.has("seed")) req.params.seed = uint64_t(f.i64("seed", 0));
-    req.prompt_ids = encode_prompt(tok, format_llama31_chat(messages), false, true);
+    req.prompt_ids = encode_llama31_chat(tok, messages);
     const int ctx = engine->max_model_len();
     const int room = ctx - int(req.prompt_ids.size());
     if (room < 1) {

@@ -195,7 +195,7 @@ bool handle_chat_completions(HttpContext& ctx, const httplib::Request& req, http
   Request er;
   er.id = new_request_id("chatcmpl-");
   log.id = er.id;
-  er.prompt_ids = ctx.tok.encode(format_llama31_chat(r->messages, fo), /*allow_special=*/true);
+  er.prompt_ids = encode_llama31_chat(ctx.tok, r->messages, fo);
   check_context_length(ctx, er.prompt_ids.size(), r->params.max_tokens, "messages");
   er.params = r->params;
   er.cache_salt = r->cache_salt;

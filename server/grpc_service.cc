@@ -129,7 +129,7 @@ class HerdService final : public pb::Herd::Service {
       }
       Request er;
       er.id = new_request_id("grpc-chat-");
-      er.prompt_ids = client_.engine().tokenizer().encode(format_llama31_chat(msgs, fo), true);
+      er.prompt_ids = encode_llama31_chat(client_.engine().tokenizer(), msgs, fo);
       er.params = to_params(req->params());
       if (req->has_cache_salt()) {
         validate_cache_salt(req->cache_salt(), "cache_salt");

@@ -88,7 +88,7 @@ void HttpServer::install_routes() {
         ChatFormatOptions fo;
         fo.tools = t.tools;
         fo.add_generation_prompt = t.add_generation_prompt;
-        text_ids = ctx.tok.encode(format_llama31_chat(t.messages, fo), true);
+        text_ids = encode_llama31_chat(ctx.tok, t.messages, fo);
       } else {
         text_ids = ctx.tok.encode(t.prompt);
       }

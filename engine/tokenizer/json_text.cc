@@ -1,5 +1,9 @@
 #include "engine/tokenizer/json_text.h"
 
+#include <utility>
+
+#include "engine/common/error.h"
+
 namespace herd {
 
 namespace {
@@ -34,7 +38,51 @@ bool is_space(char c) {
 
 }  // namespace
 
+bool json_depth_within(const nlohmann::json& j, size_t max_depth) {
+  // Explicit stack of (container, its depth): no recursion whatever the input.
+  std::vector<std::pair<const nlohmann::json*, size_t>> stack;
+  if (j.is_structured()) stack.emplace_back(&j, 1);
+  while (!stack.empty()) {
+    auto [v, depth] = stack.back();
+    stack.pop_back();
+    if (depth > max_depth) return false;
+    if (v->is_object()) {
+      for (const auto& [k, child] : v->items())
+        if (child.is_structured()) stack.emplace_back(&child, depth + 1);
+    } else {
+      for (const auto& child : *v)
+        if (child.is_structured()) stack.emplace_back(&child, depth + 1);
+    }
+  }
+  return true;
+}
+
+bool json_text_depth_within(std::string_view text, size_t max_depth) {
+  size_t depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) return false;
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return true;
+}
+
 std::string python_json_dumps(const nlohmann::json& j) {
+  if (!json_depth_within(j, kMaxJsonDepth))
+    throw Error("JSON value nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   std::string out;
   dumps(j, out);
   return out;

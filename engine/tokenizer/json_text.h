@@ -3,6 +3,7 @@
 // values without parsing them.
 #pragma once
 
+#include <cstddef>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -10,7 +11,23 @@
 
 namespace herd {
 
+// How deep request JSON handed to the chat code (tool definitions, tool-call arguments) may
+// nest arrays and objects. nlohmann's dump and copy recurse once per level, so a value nested
+// ~17,500 deep overflows a thread's stack; every walk here checks this bound first, without
+// recursing. Real JSON schemas and arguments stay far below it.
+inline constexpr size_t kMaxJsonDepth = 128;
+
+// True when `j` nests arrays/objects at most max_depth deep (a scalar is depth 0, [] and {}
+// depth 1). Iterative, and stops at the first level past the bound: cheap on any input.
+bool json_depth_within(const nlohmann::json& j, size_t max_depth);
+
+// The same bound on JSON *text*, counting '[' and '{' outside strings, without parsing. Text
+// that is not valid JSON is measured the same way (its brackets need not balance).
+bool json_text_depth_within(std::string_view text, size_t max_depth);
+
 // Like Python's json.dumps(x, ensure_ascii=False): ", " and ": " separators, one line.
+// Throws herd::Error when `j` nests deeper than kMaxJsonDepth (callers check first and name
+// the field; this is the backstop that keeps the recursive renderer bounded).
 std::string python_json_dumps(const nlohmann::json& j);
 
 // Python str.strip() for ASCII whitespace.

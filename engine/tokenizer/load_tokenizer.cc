@@ -1,16 +1,21 @@
-// load_tokenizer(): reads DIR/tokenizer.json and picks the tokenizer family from it.
+// load_tokenizer(): reads DIR/tokenizer.json and picks the tokenizer family from it; a
+// directory with only a sentencepiece tokenizer.model loads that.
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
 #include "engine/common/error.h"
 #include "engine/tokenizer/byte_level_bpe_tokenizer.h"
+#include "engine/tokenizer/json_text.h"
 #include "engine/tokenizer/sentencepiece_bpe_tokenizer.h"
+#include "engine/tokenizer/sentencepiece_model_tokenizer.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace herd {
 
 namespace {
+
+constexpr size_t kMaxTokenizerJsonDepth = 64;
 
 // True when a component of this type appears in `j` (alone or inside a Sequence).
 bool mentions(const nlohmann::json& j, const std::string& type) {
@@ -27,7 +32,12 @@ bool mentions(const nlohmann::json& j, const std::string& type) {
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   const std::string path = dir + "/tokenizer.json";
-  if (!std::filesystem::is_regular_file(path)) throw Error(path + ": no such file");
+  if (!std::filesystem::is_regular_file(path)) {
+    // A sentencepiece directory (Meta's Llama 2 download, llama2.c) carries only the model.
+    if (std::filesystem::is_regular_file(dir + "/tokenizer.model"))
+      return load_sentencepiece_model(dir);
+    throw Error(path + ": no such file (nor " + dir + "/tokenizer.model)");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open");
   // Parsing from memory is several times faster than from the stream.
@@ -35,6 +45,12 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   nlohmann::json tj = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   text = std::string();
   if (tj.is_discarded() || !tj.is_object()) throw Error(path + ": not a valid JSON object");
+  // The component readers recurse through nested "Sequence"s (normalizers, pre-tokenizers,
+  // decoders): bound the depth, without recursing, before anything walks the file. Real
+  // tokenizer.json files nest about six levels.
+  if (!json_depth_within(tj, kMaxTokenizerJsonDepth))
+    throw Error(path + ": nested deeper than " + std::to_string(kMaxTokenizerJsonDepth) +
+                " levels");
   if (!tj.contains("model") || !tj["model"].is_object())
     throw Error(path + ": no \"model\" object");
   const auto& model = tj["model"];

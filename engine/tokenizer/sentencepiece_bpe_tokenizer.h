@@ -17,7 +17,8 @@ class SentencepieceBpeTokenizer final : public TokenizerBase {
  public:
   SentencepieceBpeTokenizer(const nlohmann::json& tj, const std::string& path,
                             const std::string& dir);
-  bool adds_bos() const override { return true; }
+  // encode() never prepends BOS (the caller does, as for Llama 3); see Tokenizer::adds_bos.
+  bool adds_bos() const override { return false; }
   std::string decode(const std::vector<int32_t>& ids) const override;
 
  protected:

@@ -29,11 +29,15 @@ class Tokenizer {
   virtual bool is_special(int32_t id) const = 0;
   virtual int32_t bos_id() const = 0;  // -1 when none
   virtual int32_t eos_id() const = 0;  // -1 when none
-  // True for sentencepiece-style tokenizers, which add BOS and a leading "▁" on encode.
+  // True when encode() itself puts BOS first, so callers must not prepend it again. No
+  // tokenizer here does: Hugging Face adds BOS in a post-processor (add_special_tokens), which
+  // herd leaves to the caller (the server's add_special_tokens / add_bos, encode_prompt), for
+  // byte-level and sentencepiece families alike. (Sentencepiece ones add a leading "▁".)
   virtual bool adds_bos() const = 0;
 };
 
-// Loads DIR/tokenizer.json (and tokenizer_config.json when present).
+// Loads DIR/tokenizer.json (and tokenizer_config.json when present); without tokenizer.json,
+// DIR/tokenizer.model (a sentencepiece BPE ModelProto, e.g. Meta's Llama 2).
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir);
 
 // Streams text for a growing sequence of ids without ever emitting a broken UTF-8 sequence:

@@ -1,6 +1,6 @@
 // parse_llama31_tool_calls: the model's JSON tool calls back into ChatToolCall. Built to take
-// any bytes (fuzzed): no exceptions escape, nesting depth is bounded before nlohmann's
-// recursive parser sees the text.
+// any bytes (fuzzed): no exceptions escape, and nesting depth — of the text and of any JSON
+// text inside a string value — is bounded before nlohmann parses or dumps it.
 #include <cstdint>
 
 #include "engine/tokenizer/chat_format.h"
@@ -60,8 +60,12 @@ std::optional<ChatToolCall> parse_one(const nlohmann::json& j) {
   } else if (args->is_object()) {
     call.arguments = args->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else if (args->is_string()) {
-    // Arguments sent as JSON text: accept when that text is an object.
-    auto inner = nlohmann::json::parse(args->get_ref<const std::string&>(), nullptr, false);
+    // Arguments sent as JSON text: accept when that text is an object. The text inside the
+    // string escaped split_top_level's depth check: bound it before parsing and dumping
+    // (both would otherwise walk a value of any depth; the dump recurses per level).
+    const std::string& text = args->get_ref<const std::string&>();
+    if (!json_text_depth_within(text, kMaxDepth)) return std::nullopt;
+    auto inner = nlohmann::json::parse(text, nullptr, false);
     if (inner.is_discarded() || !inner.is_object()) return std::nullopt;
     call.arguments = inner.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {

@@ -17,6 +17,7 @@ if [ $# -ne 1 ]; then
 fi
 HERD=$(realpath "$1")
 [ -x "$HERD" ] || { echo "$0: $1 is not an executable" >&2; exit 2; }
+export HERD_BINARY=$HERD  # tests that start their own server (chat_injection.test.mjs)
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/herd-npm.XXXXXX")

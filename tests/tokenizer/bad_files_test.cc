@@ -57,6 +57,21 @@ TEST(TokenizerBadFiles, ByteLevelVocabMissingBytes) {
                            "byte");
 }
 
+// The component readers walk nested Sequences recursively; a file nested 100,000 deep must be
+// refused up front, not overflow the stack.
+TEST(TokenizerBadFiles, DeeplyNestedSequences) {
+  std::string open, close;
+  for (int i = 0; i < 100000; ++i) {
+    open += R"({"type": "Sequence", "normalizers": [)";
+    close += "]}";
+  }
+  expect_error_naming_file(
+      make_dir("deepseq", R"({"model": {"type": "BPE", "byte_fallback": true, "vocab": {"a": 0},
+                                       "merges": []}, "normalizer": )" +
+                              open + close + "}"),
+      "nested deeper");
+}
+
 TEST(TokenizerBadFiles, BadConfig) {
   auto dir = make_dir("badcfg", R"({"model": {"type": "BPE", "byte_fallback": true,
                                     "vocab": {"<s>": 0, "a": 1}, "merges": []}})");

@@ -50,7 +50,7 @@ TEST(SpecialTokens, Llama3BosEosFromConfig) {
 
 TEST(SpecialTokens, Llama2) {
   HERD_TOKENIZER_OR_SKIP(tok, "llama2-tokenizer");
-  EXPECT_TRUE(tok->adds_bos());
+  EXPECT_FALSE(tok->adds_bos());  // encode() never puts BOS first; callers prepend it
   EXPECT_EQ(tok->bos_id(), 1);
   EXPECT_EQ(tok->eos_id(), 2);
   EXPECT_EQ(tok->vocab_size(), 32000);

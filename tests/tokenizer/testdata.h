@@ -34,7 +34,9 @@ inline std::shared_ptr<const Tokenizer> load_testdata_tokenizer(const std::strin
   if (it != loaded.end()) return it->second;
   std::string dir = testdata(name);
   std::shared_ptr<const Tokenizer> tok;
-  if (std::filesystem::exists(dir + "/tokenizer.json")) tok = load_tokenizer(dir);
+  if (std::filesystem::exists(dir + "/tokenizer.json") ||
+      std::filesystem::exists(dir + "/tokenizer.model"))
+    tok = load_tokenizer(dir);
   loaded[name] = tok;
   return tok;
 }
