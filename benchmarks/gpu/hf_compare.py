@@ -54,6 +54,17 @@ def herd_tokenize(herd, tok_dir, text):
     return json.loads(r.stdout)
 
 
+SEP = "\n__ggml_vocab_test__\n"
+
+
+def herd_tokenize_cases(herd, tok_dir, cases):
+    """Every case in one `herd tokenize --split` call (one tokenizer load)."""
+    r = subprocess.run([herd, "tokenize", "--tokenizer", tok_dir, "--split", SEP],
+                       input="".join(c + SEP for c in cases).encode(), capture_output=True,
+                       check=True)
+    return json.loads(r.stdout)
+
+
 def load_npy(path):
     return np.load(path) if np is not None else None
 
@@ -174,8 +185,8 @@ def cmd_logits(a):
 def read_cases(path):
     with open(path, encoding="utf-8") as f:
         s = f.read()
-    cases = s.split("\n__ggml_vocab_test__\n")
-    return cases[:-1] if cases and cases[-1] == "" else cases
+    cases = s.split(SEP)
+    return cases[:-1] if cases and cases[-1] == "" else cases  # the file ends with SEP
 
 
 def bench_text(files):
@@ -193,8 +204,8 @@ def cmd_tokenizer(a):
     res = {"tokenizer": a.tokenizer, "skipped": []}
     cases = read_cases(a.cases)
     base, text = bench_text(a.corpus)
-    herd_cases = [herd_tokenize(a.herd, a.tokenizer, c) for c in cases]
-    herd_base = herd_tokenize(a.herd, a.tokenizer, base)
+    herd_cases, herd_base = (lambda r: (r[:-1], r[-1]))(
+        herd_tokenize_cases(a.herd, a.tokenizer, cases + [base]))
     res["cases"] = len(cases)
     res["corpus_bytes"] = len(base.encode())
     res["bench_bytes"] = len(text.encode())
@@ -449,6 +460,7 @@ def cmd_summarize(a):
         costs = model_costs(model_dir) if model_dir and os.path.exists(
             os.path.join(model_dir, "config.json")) else None
         v["costs"] = costs
+        label = f"herd {v.get('device')} {v['model']}"
         for r in v.get("decode", []):
             if costs and bw and fl:
                 # Memory floor: every weight once per step (KV reads not counted); compute
@@ -457,7 +469,7 @@ def cmd_summarize(a):
                 cmp_ = fl * 1e12 / (2 * costs["matmul_params"])
                 r["roofline_tok_s"] = min(mem, cmp_)
                 r["fraction_of_roofline"] = r["decode_tok_s"] / r["roofline_tok_s"]
-            table.append((v["model"], f"decode b={r['batch']}", r["decode_tok_s"],
+            table.append((label, f"decode b={r['batch']}", r["decode_tok_s"],
                           r.get("roofline_tok_s")))
         p = v.get("prefill")
         if p:
@@ -467,14 +479,14 @@ def cmd_summarize(a):
                     2 * costs["layers"] * costs["q_heads"] * costs["head_dim"] * T * T
                 p["roofline_tok_s"] = T / (flops / (fl * 1e12))
                 p["fraction_of_roofline"] = p["tok_s"] / p["roofline_tok_s"]
-            table.append((v["model"], f"prefill {p['tokens']}", p["tok_s"],
+            table.append((label, f"prefill {p['tokens']}", p["tok_s"],
                           p.get("roofline_tok_s")))
         peer = parts.get("peer_" + v["model"], {})
         for r in peer.get("runs", []):
-            table.append((v["model"], f"  transformers decode b={r['batch']}",
+            table.append((v["model"], f"transformers decode b={r['batch']}",
                           r["decode_tok_s"], None))
         if "prefill" in peer:
-            table.append((v["model"], f"  transformers prefill {peer['prefill']['tokens']}",
+            table.append((v["model"], f"transformers prefill {peer['prefill']['tokens']}",
                           peer["prefill"]["tok_s"], None))
     steps = []
     if os.path.exists(a.steps):
@@ -506,7 +518,7 @@ def cmd_summarize(a):
                   f"{'; '.join(v.get('herd_mb_s_lines', []))}")
     for model, what, val, roofv in table:
         rs = f"  roofline {roofv:10.0f} ({val / roofv:5.1%})" if roofv else ""
-        print(f"  {model:12s} {what:34s} {val:10.0f} tok/s{rs}")
+        print(f"  {model:20s} {what:28s} {val:10.0f} tok/s{rs}")
     for k, v in parts.items():
         for s in v.get("skipped", []) if isinstance(v, dict) else []:
             print(f"  SKIPPED ({k}): {s}")
