@@ -177,6 +177,12 @@ make_model() { # NAME SHAPE [extra...]
   "$pkg/herd" make-model --shape "$shape" --output "$work/$name" --seed 1 "$@"
 }
 
+wait_for_8b() {
+  while [ ! -f "$work/make_8b.rc" ]; do sleep 2; done
+  cat "$work/make_8b.log"
+  return "$(cat "$work/make_8b.rc")"
+}
+
 sanitize() {
   local rc=0
   mkdir -p "$work/sanitizer"
@@ -211,12 +217,19 @@ run() {
   local lt gpu=1 why=""
   lt=$(find_cublaslt)
   export CUBLASLT="$lt"
-  export pkg out work
-  export -f env_report cuda_tests sanitize make_model
+  # Test knobs (not for the device): SESSION_FORCE_GPU=1 takes the GPU branch without a GPU
+  # (its GPU steps then fail, which shows the flow), SESSION_SHAPE_1B / _8B shrink the models.
+  SHAPE_1B="${SESSION_SHAPE_1B:-llama3.2-1b}"
+  SHAPE_8B="${SESSION_SHAPE_8B:-llama3-8b}"
+  export pkg out work SHAPE_8B
+  export -f env_report cuda_tests sanitize make_model wait_for_8b
+  export PATH="$PATH:/usr/local/cuda/bin"
   export LD_LIBRARY_PATH="$root/$pkg/lib${lt:+:$(dirname "$lt")}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   if [ "$dry" = 1 ]; then
     gpu=0
     why="--dry-run"
+  elif [ "${SESSION_FORCE_GPU:-0}" = 1 ]; then
+    why="SESSION_FORCE_GPU=1"
   elif ! nvidia-smi -L >/dev/null 2>&1; then
     gpu=0
     why="nvidia-smi finds no GPU"
@@ -229,6 +242,19 @@ run() {
 
   step env 30 20 env_report
 
+  # The llama3-8b checkpoint (16 GB) is written in the background while the tests and the
+  # comparisons run (none of them is a timing); bench_8b waits for it.
+  local make8_pid=""
+  if [ "$gpu" = 1 ]; then
+    echo "background: herd make-model --shape llama3-8b -> $work/l8b (log $work/make_8b.log)"
+    # timeout (own process group) bounds it, and a kill of its pid reaches herd too.
+    # shellcheck disable=SC2016
+    timeout -k 5 "$budget" bash -c 'rc=0
+      make_model l8b "$SHAPE_8B" --threads 8 >"$work/make_8b.log" 2>&1 || rc=$?
+      echo "$rc" >"$work/make_8b.rc"' &
+    make8_pid=$!
+  fi
+
   if [ "$gpu" = 1 ]; then
     step cuda_tests 150 60 cuda_tests
   else
@@ -240,7 +266,7 @@ run() {
 
   step model_tiny128k 60 20 make_model tiny128k tiny-128k --tokenizer "$tok"
   if [ "$gpu" = 1 ]; then
-    step model_1b 90 60 make_model l1b llama3.2-1b --tokenizer "$tok" --threads 16
+    step model_1b 90 60 make_model l1b "$SHAPE_1B" --tokenizer "$tok" --threads 16
   else
     skip model_1b "no GPU: the llama3.2-1b comparison runs only on the device"
   fi
@@ -274,14 +300,22 @@ run() {
       --name l1b --budget-s 105 --out "$work/part_herdbench_l1b.json"
     step peer_l1b 100 60 python3 "$py" peer --model "$work/l1b" --name l1b --budget-s 85 \
       --out "$work/part_peer_l1b.json"
-    step model_8b 90 240 make_model l8b llama3-8b --threads 16
-    if [ -f "$work/l8b/config.json" ]; then
+    step model_8b_wait 120 200 wait_for_8b
+    if [ -f "$work/make_8b.rc" ] && [ "$(cat "$work/make_8b.rc")" = 0 ]; then
       step herdbench_l8b 120 150 python3 "$py" herdbench --herd "$herd" --model "$work/l8b" \
         --name l8b --kv-cache-gb 40 --budget-s 105 --out "$work/part_herdbench_l8b.json"
       step peer_l8b 100 90 python3 "$py" peer --model "$work/l8b" --name l8b --budget-s 85 \
         --out "$work/part_peer_l8b.json"
     fi
-    step sanitizer 120 70 sanitize
+    if command -v compute-sanitizer >/dev/null; then
+      step sanitizer 120 70 sanitize
+    else
+      skip sanitizer "compute-sanitizer not found on PATH (nor in /usr/local/cuda/bin)"
+    fi
+    if [ -n "$make8_pid" ] && kill -0 "$make8_pid" 2>/dev/null; then
+      echo "stopping the unfinished llama3-8b make-model (pid $make8_pid)"
+      kill "$make8_pid" 2>/dev/null || true
+    fi
   else
     skip roofline "no GPU"
     # The herd bench step's logic on the CPU: one tiny batch, so the parsing and the summary

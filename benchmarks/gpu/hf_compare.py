@@ -133,6 +133,7 @@ def cmd_logits(a):
     top = min(cfg["vocab_size"], 128000)
     prompts = {"text": [bos] + ids, "random": [bos] + [rng.randrange(top) for _ in
                                                         range(a.prompt_len - 1)]}
+    errors = 0
     torch, why = have_torch_gpu()
     if torch is None:
         res["skipped"].append(f"Hugging Face side: {why}")
@@ -163,6 +164,7 @@ def cmd_logits(a):
                 except Exception as e:  # record and go on: the other comparisons still count
                     runs[label] = {"error": repr(e)[-2000:]}
                     print(f"[hf_compare] {label} failed: {e!r}")
+        errors += sum(1 for v in runs.values() if "error" in v)
         entry = {"prompt": pname, "prompt_len": len(prompt), "runs": {}, "pairs": {}}
         for k, v in runs.items():
             entry["runs"][k] = {kk: vv for kk, vv in v.items() if kk != "logits"}
@@ -178,7 +180,9 @@ def cmd_logits(a):
             print(f"[hf_compare] {a.name:10s} {pname:6s} {k:24s} " +
                   " ".join(f"{kk}={vv:.4g}" if isinstance(vv, float) else f"{kk}={vv}"
                            for kk, vv in v.items()))
+    res["errors"] = errors
     dump(a.out, res)
+    return 1 if errors else 0
 
 
 # ------------------------------------------------------------------------------- tokenizer
@@ -375,6 +379,7 @@ def cmd_peer(a):
         res["error"] = repr(e)[-2000:]
         print(f"[hf_compare] peer {a.name} failed: {e!r}")
     dump(a.out, res)
+    return 1 if "error" in res else 0
 
 
 # ------------------------------------------------------------------------------- herdbench
@@ -391,6 +396,9 @@ def cmd_herdbench(a):
 
     def run(extra, what):
         left = deadline - time.time()
+        if len(res["errors"]) >= 2:  # the same cause (no device, a crash) would repeat
+            res["skipped"].append(f"{what}: not run after two failures")
+            return None
         if left < 5:
             res["skipped"].append(f"{what}: out of time")
             return None
@@ -405,6 +413,14 @@ def cmd_herdbench(a):
             return None
         return json.loads(r.stdout)["run"]
 
+    if a.prefill:
+        r = run(["--prompts", "1", "--prompt-len", str(a.prefill), "--max-tokens", "1",
+                 "--max-num-batched-tokens", str(a.prefill)], f"prefill {a.prefill}")
+        if r:
+            res["prefill"] = {"tokens": a.prefill, "seconds": r["seconds"],
+                              "tok_s": a.prefill / r["seconds"]}
+            print(f"[hf_compare] herd {a.device} {a.name} prefill {a.prefill}: "
+                  f"{res['prefill']['tok_s']:.0f} tok/s")
     for b in [int(x) for x in a.batches.split(",")]:
         common = ["--prompts", str(b), "--prompt-len", str(a.prompt_len),
                   "--max-num-batched-tokens", str(max(2048, b))]
@@ -417,15 +433,8 @@ def cmd_herdbench(a):
             res["decode"].append(d)
             print(f"[hf_compare] herd {a.device} {a.name} batch {b}: decode "
                   f"{d['decode_tok_s']:.0f} tok/s")
-    if a.prefill:
-        r = run(["--prompts", "1", "--prompt-len", str(a.prefill), "--max-tokens", "1",
-                 "--max-num-batched-tokens", str(a.prefill)], f"prefill {a.prefill}")
-        if r:
-            res["prefill"] = {"tokens": a.prefill, "seconds": r["seconds"],
-                              "tok_s": a.prefill / r["seconds"]}
-            print(f"[hf_compare] herd {a.device} {a.name} prefill {a.prefill}: "
-                  f"{res['prefill']['tok_s']:.0f} tok/s")
     dump(a.out, res)
+    return 1 if res["errors"] else 0
 
 
 # ------------------------------------------------------------------------------- summarize
@@ -520,8 +529,18 @@ def cmd_summarize(a):
         rs = f"  roofline {roofv:10.0f} ({val / roofv:5.1%})" if roofv else ""
         print(f"  {model:20s} {what:28s} {val:10.0f} tok/s{rs}")
     for k, v in parts.items():
-        for s in v.get("skipped", []) if isinstance(v, dict) else []:
+        if not isinstance(v, dict):
+            continue
+        for s in v.get("skipped", []):
             print(f"  SKIPPED ({k}): {s}")
+        errs = v.get("errors") if isinstance(v.get("errors"), list) else []
+        if v.get("error"):
+            errs = errs + [v["error"]]
+        for p in v.get("prompts", []):
+            errs = errs + [f"{p['prompt']} {r}: {x['error']}" for r, x in p["runs"].items()
+                           if "error" in x]
+        for e in errs:
+            print(f"  ERROR ({k}): {e.splitlines()[-1] if e else e}")
 
 
 def main():
@@ -552,7 +571,7 @@ def main():
     q.add_argument("--name", required=True)
     q.add_argument("--batches", default="1,32,128,256")
     q.add_argument("--prompt-len", type=int, default=128)
-    q.add_argument("--new", type=int, default=129)
+    q.add_argument("--new", type=int, default=65)
     q.add_argument("--prefill", type=int, default=4096)
     q.add_argument("--budget-s", type=float, default=120)
     q.add_argument("--out", required=True)
@@ -563,7 +582,7 @@ def main():
     q.add_argument("--device", default="cuda")
     q.add_argument("--batches", default="1,32,128,256")
     q.add_argument("--prompt-len", type=int, default=128)
-    q.add_argument("--new", type=int, default=129)
+    q.add_argument("--new", type=int, default=65)
     q.add_argument("--prefill", type=int, default=4096)
     q.add_argument("--kv-cache-gb", type=float, default=16)
     q.add_argument("--budget-s", type=float, default=120)
@@ -573,7 +592,7 @@ def main():
     q.add_argument("--steps", required=True)
     q.add_argument("--out", required=True)
     a = p.parse_args()
-    {"logits": cmd_logits, "tokenizer": cmd_tokenizer, "roofline": cmd_roofline,
+    return {"logits": cmd_logits, "tokenizer": cmd_tokenizer, "roofline": cmd_roofline,
      "peer": cmd_peer, "herdbench": cmd_herdbench, "summarize": cmd_summarize}[a.cmd](a)
 
 
