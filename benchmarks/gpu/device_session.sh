@@ -128,13 +128,14 @@ env_report() {
   echo "date: $(date -u +%FT%TZ)  host: $(hostname)  cores: $(nproc)"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit \
     --format=csv,noheader || echo "nvidia-smi: not available"
-  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  echo "herd's libraries: $herd_libs"
   local b
   for b in herd herd_cuda_tests bench_tokenizer; do
     echo "ldd $b:"
-    ldd "$pkg/$b" | grep -E "not found|cublas|cudart|stdc\+\+|grpc|protobuf|hwy|pcre" || true
+    LD_LIBRARY_PATH="$herd_libs" ldd "$pkg/$b" |
+      grep -E "not found|cublas|cudart|stdc\+\+|grpc|protobuf|hwy|pcre" || true
   done
-  if ldd "$pkg/herd" | grep -q "not found"; then
+  if LD_LIBRARY_PATH="$herd_libs" ldd "$pkg/herd" | grep -q "not found"; then
     echo "herd has unresolved libraries: every herd step will fail"
     return 1
   fi
@@ -174,7 +175,7 @@ make_model() { # NAME SHAPE [extra...]
     echo "$work/$name exists"
     return 0
   fi
-  "$pkg/herd" make-model --shape "$shape" --output "$work/$name" --seed 1 "$@"
+  "$work/bin/herd" make-model --shape "$shape" --output "$work/$name" --seed 1 "$@"
 }
 
 wait_for_8b() {
@@ -224,7 +225,19 @@ run() {
   export pkg out work SHAPE_8B
   export -f env_report cuda_tests sanitize make_model wait_for_8b
   export PATH="$PATH:/usr/local/cuda/bin"
-  export LD_LIBRARY_PATH="$root/$pkg/lib${lt:+:$(dirname "$lt")}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # The carried libraries (libstdc++, OpenSSL, zlib, ...) are for herd only: Python and torch
+  # must keep the image's. So herd and bench_tokenizer run through wrappers in $work/bin that
+  # set LD_LIBRARY_PATH for themselves; run_on_device.sh sets its own.
+  herd_libs="$root/$pkg/lib${lt:+:$(dirname "$lt")}"
+  mkdir -p "$work/bin"
+  local b
+  for b in herd bench_tokenizer; do
+    # shellcheck disable=SC2016  # $LD_LIBRARY_PATH and $@ are the wrapper's, at its run time
+    printf '#!/bin/sh\nLD_LIBRARY_PATH="%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "%s" "$@"\n' \
+      "$herd_libs" "$root/$pkg/$b" >"$work/bin/$b"
+    chmod +x "$work/bin/$b"
+  done
+  export herd_libs
   if [ "$dry" = 1 ]; then
     gpu=0
     why="--dry-run"
@@ -235,7 +248,7 @@ run() {
     why="nvidia-smi finds no GPU"
   fi
   echo "device_session run: budget ${budget}s, gpu=$gpu ${why:+($why)}, out=$out, work=$work"
-  local herd="$pkg/herd" py=benchmarks/gpu/hf_compare.py td="$pkg/testdata"
+  local herd="$work/bin/herd" py=benchmarks/gpu/hf_compare.py td="$pkg/testdata"
   local tok="$td/llama3-tokenizer"
   local hf_ok=1
   python3 -c 'import torch, transformers' 2>/dev/null || hf_ok=0
@@ -291,7 +304,7 @@ run() {
   local corpus=("$td/README.md")
   [ -f "$td/ARCHITECTURE.md" ] && corpus+=("$td/ARCHITECTURE.md")
   step tokenizer 60 30 python3 "$py" tokenizer --herd "$herd" --tokenizer "$tok" \
-    --cases "$td/llama3-bpe.inp" --corpus "${corpus[@]}" --bench-tokenizer "$pkg/bench_tokenizer" \
+    --cases "$td/llama3-bpe.inp" --corpus "${corpus[@]}" --bench-tokenizer "$work/bin/bench_tokenizer" \
     --out "$work/part_tokenizer.json"
 
   if [ "$gpu" = 1 ]; then

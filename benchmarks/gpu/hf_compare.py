@@ -89,7 +89,8 @@ def compare(a, b, greedy_a, greedy_b):
     return out
 
 
-def hf_logits(torch, model_dir, dtype, prompt, greedy):
+def hf_logits(torch, model_dir, dtype, prompts, greedy):
+    """{prompt name: (logits [len, vocab] fp32 numpy, greedy continuation)}, one model load."""
     from transformers import LlamaForCausalLM
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
@@ -97,23 +98,27 @@ def hf_logits(torch, model_dir, dtype, prompt, greedy):
     except TypeError:  # transformers < 4.56 names it torch_dtype
         m = LlamaForCausalLM.from_pretrained(model_dir, torch_dtype=dtype)
     m = m.to("cuda").eval()
+    res = {}
     with torch.no_grad():
-        ids = torch.tensor([prompt], device="cuda")
-        out = m(ids, use_cache=True)
-        logits = out.logits[0].float().cpu().numpy()
-        pkv = out.past_key_values
-        nxt = int(out.logits[0, -1].argmax())
-        cont = []
-        for g in range(greedy):
-            cont.append(nxt)
-            if g + 1 == greedy:
-                break
-            out = m(torch.tensor([[nxt]], device="cuda"), past_key_values=pkv, use_cache=True)
+        for name, prompt in prompts.items():
+            t0 = time.time()
+            out = m(torch.tensor([prompt], device="cuda"), use_cache=True)
+            logits = out.logits[0].float().cpu().numpy()
             pkv = out.past_key_values
             nxt = int(out.logits[0, -1].argmax())
+            cont = []
+            for g in range(greedy):
+                cont.append(nxt)
+                if g + 1 == greedy:
+                    break
+                out = m(torch.tensor([[nxt]], device="cuda"), past_key_values=pkv,
+                        use_cache=True)
+                pkv = out.past_key_values
+                nxt = int(out.logits[0, -1].argmax())
+            res[name] = {"logits": logits, "greedy": cont, "seconds": time.time() - t0}
     del m
     torch.cuda.empty_cache()
-    return logits, cont
+    return res
 
 
 def cmd_logits(a):
@@ -139,6 +144,14 @@ def cmd_logits(a):
         res["skipped"].append(f"Hugging Face side: {why}")
     if np is None:
         res["skipped"].append("logit metrics: numpy not importable (greedy ids compared only)")
+    hf = {}  # label -> {prompt name: run} ("*": the error for every prompt)
+    if torch is not None:
+        for label, dt in (("hf_fp32", torch.float32), ("hf_bf16", torch.bfloat16)):
+            try:
+                hf[label] = hf_logits(torch, a.model, dt, prompts, a.greedy)
+            except Exception as e:  # record and go on: the other comparisons still count
+                hf[label] = {"*": {"error": repr(e)[-2000:]}}
+                print(f"[hf_compare] {label} failed: {e!r}")
     for pname, prompt in prompts.items():
         runs = {}
         for dev in a.devices.split(","):
@@ -155,15 +168,8 @@ def cmd_logits(a):
             j = json.loads(r.stdout)
             runs[f"herd_{dev}"] = {"logits": load_npy(npy), "greedy": j["greedy"],
                                    "seconds": time.time() - t0}
-        if torch is not None:
-            for label, dt in (("hf_fp32", torch.float32), ("hf_bf16", torch.bfloat16)):
-                t0 = time.time()
-                try:
-                    lg, cont = hf_logits(torch, a.model, dt, prompt, a.greedy)
-                    runs[label] = {"logits": lg, "greedy": cont, "seconds": time.time() - t0}
-                except Exception as e:  # record and go on: the other comparisons still count
-                    runs[label] = {"error": repr(e)[-2000:]}
-                    print(f"[hf_compare] {label} failed: {e!r}")
+        for label, per_prompt in hf.items():
+            runs[label] = per_prompt.get(pname, per_prompt.get("*"))
         errors += sum(1 for v in runs.values() if "error" in v)
         entry = {"prompt": pname, "prompt_len": len(prompt), "runs": {}, "pairs": {}}
         for k, v in runs.items():
