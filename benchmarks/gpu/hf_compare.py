@@ -58,8 +58,9 @@ SEP = "\n__ggml_vocab_test__\n"
 
 
 def herd_tokenize_cases(herd, tok_dir, cases):
-    """Every case in one `herd tokenize --split` call (one tokenizer load)."""
-    r = subprocess.run([herd, "tokenize", "--tokenizer", tok_dir, "--split", SEP],
+    """Every case in one `herd tokenize --split` call (one tokenizer load). --special: special
+    tokens' literal strings map to their ids, as `tokenizers` encode does by default."""
+    r = subprocess.run([herd, "tokenize", "--tokenizer", tok_dir, "--special", "--split", SEP],
                        input="".join(c + SEP for c in cases).encode(), capture_output=True,
                        check=True)
     return json.loads(r.stdout)
