@@ -7,7 +7,7 @@
 #       cuBLASLt), and the test data the session needs from ../shared (which does not travel).
 #   benchmarks/gpu/device_session.sh run      THERE (the device tool, carry [".device"]):
 #       every step below with its own time limit inside one overall budget (SESSION_BUDGET_S,
-#       default 500 s), logs to $OUT/session.log, results to $OUT/summary.json.
+#       default 480 s), logs to $OUT/session.log, results to $OUT/summary.json.
 #   benchmarks/gpu/device_session.sh run --dry-run   HERE, no GPU: the same script logic on
 #       the tiny-128k model only (CPU herd, short greedy), and a clear SKIP line for every GPU
 #       step. .ci/run runs this so the script cannot rot.
@@ -80,13 +80,23 @@ pack() {
 
 # ------------------------------------------------------------------------------------- run
 dry=0
-budget="${SESSION_BUDGET_S:-500}"
+budget="${SESSION_BUDGET_S:-480}"
 t_start=$(date +%s)
 out=""
 work=""
 steps=""
 
 left() { echo $((budget - ($(date +%s) - t_start))); }
+
+# inner N: the budget a Python step gets for its own loop, N or less so that it writes its
+# JSON before the step's timeout (the time left minus 15 s) would kill it.
+inner() {
+  local l
+  l=$(($(left) - 30))
+  [ "$1" -le "$l" ] && l=$1
+  [ "$l" -ge 10 ] || l=10
+  echo "$l"
+}
 
 # record STEP STATUS SECONDS NOTE
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$steps"; }
@@ -310,14 +320,14 @@ run() {
   if [ "$gpu" = 1 ]; then
     step roofline 60 30 python3 "$py" roofline --out "$work/part_roofline.json"
     step herdbench_l1b 120 60 python3 "$py" herdbench --herd "$herd" --model "$work/l1b" \
-      --name l1b --budget-s 105 --out "$work/part_herdbench_l1b.json"
-    step peer_l1b 100 60 python3 "$py" peer --model "$work/l1b" --name l1b --budget-s 85 \
+      --name l1b --budget-s "$(inner 105)" --out "$work/part_herdbench_l1b.json"
+    step peer_l1b 100 60 python3 "$py" peer --model "$work/l1b" --name l1b --budget-s "$(inner 85)" \
       --out "$work/part_peer_l1b.json"
     step model_8b_wait 120 200 wait_for_8b
     if [ -f "$work/make_8b.rc" ] && [ "$(cat "$work/make_8b.rc")" = 0 ]; then
       step herdbench_l8b 120 150 python3 "$py" herdbench --herd "$herd" --model "$work/l8b" \
-        --name l8b --kv-cache-gb 40 --budget-s 105 --out "$work/part_herdbench_l8b.json"
-      step peer_l8b 100 90 python3 "$py" peer --model "$work/l8b" --name l8b --budget-s 85 \
+        --name l8b --kv-cache-gb 40 --budget-s "$(inner 105)" --out "$work/part_herdbench_l8b.json"
+      step peer_l8b 100 90 python3 "$py" peer --model "$work/l8b" --name l8b --budget-s "$(inner 85)" \
         --out "$work/part_peer_l8b.json"
     fi
     if command -v compute-sanitizer >/dev/null; then

@@ -374,6 +374,7 @@ def cmd_peer(a):
                  "decode_tok_s": b * (a.new - 1) / max(tn - t1, 1e-9)}
             res["runs"].append(r)
             print(f"[hf_compare] peer {a.name} batch {b}: decode {r['decode_tok_s']:.0f} tok/s")
+            dump(a.out, res)  # what is done survives a timeout of the step
         if a.prefill and time.time() < deadline:
             ids = torch.randint(0, 128000, (1, a.prefill), generator=g).to("cuda")
             with torch.no_grad():
@@ -438,6 +439,7 @@ def cmd_herdbench(a):
                  "steps": rn["steps"], "preemptions": rn["preemptions"],
                  "decode_tok_s": b * (a.new - 1) / max(rn["seconds"] - r1["seconds"], 1e-9)}
             res["decode"].append(d)
+            dump(a.out, res)  # what is done survives a timeout of the step
             print(f"[hf_compare] herd {a.device} {a.name} batch {b}: decode "
                   f"{d['decode_tok_s']:.0f} tok/s")
     dump(a.out, res)
