@@ -313,7 +313,7 @@ run() {
 
   local corpus=("$td/README.md")
   [ -f "$td/ARCHITECTURE.md" ] && corpus+=("$td/ARCHITECTURE.md")
-  step tokenizer 60 30 python3 "$py" tokenizer --herd "$herd" --tokenizer "$tok" \
+  step tokenizer 90 30 python3 "$py" tokenizer --herd "$herd" --tokenizer "$tok" \
     --cases "$td/llama3-bpe.inp" --corpus "${corpus[@]}" --bench-tokenizer "$work/bin/bench_tokenizer" \
     --out "$work/part_tokenizer.json"
 
