@@ -1,6 +1,7 @@
 // Engine::create: reads a model directory and picks the backend.
 #include <cstdio>
 
+#include "engine/api/backend_factory.h"
 #include "engine/api/llm_engine.h"
 #include "engine/common/error.h"
 #include "engine/model/weights.h"
@@ -9,7 +10,6 @@
 #endif
 
 namespace herd {
-namespace {
 
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
   if (device == "cpu") return make_cpu_backend(threads);
@@ -26,8 +26,6 @@ std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
   std::fprintf(stderr, "[herd] --device auto: no usable GPU, running on the CPU\n");
   return make_cpu_backend(threads);
 }
-
-}  // namespace
 
 std::unique_ptr<Engine> Engine::create(const EngineOptions& opts) {
   if (opts.threads < 0) throw InvalidArgument("threads", "--threads must be >= 0");

@@ -2,20 +2,24 @@
 # Run THERE (the GPU machine, repository root, with build/device-cuda carried): runs the packed
 # herd_cuda_tests against the device's cuBLASLt, logging to $OUT when set. Arguments go to the
 # test binary (e.g. --gtest_filter='CudaAttention*'). With SANITIZE=1 the run goes through
-# compute-sanitizer's memcheck (slow: narrow it with a filter).
+# compute-sanitizer's memcheck (slow: narrow it with a filter). HERD_DEVICE_PKG names another
+# package folder with the same layout (benchmarks/gpu/device_session.sh uses .device); CUBLASLT
+# names the libcublasLt.so.13 to use.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-pkg=build/device-cuda
+cd "$(dirname "$0")/../.." || exit 2
+pkg="${HERD_DEVICE_PKG:-build/device-cuda}"
 out="${OUT:-/tmp}"
-[ -x "$pkg/herd_cuda_tests" ] || { echo "missing $pkg/herd_cuda_tests: run tests/cuda/pack_for_device.sh here and carry build/device-cuda"; exit 2; }
+[ -x "$pkg/herd_cuda_tests" ] || { echo "missing $pkg/herd_cuda_tests: run tests/cuda/pack_for_device.sh here and carry $pkg"; exit 2; }
 
 # cuBLASLt 13: the CUDA toolkit's copy, else the one in PyTorch's nvidia wheels.
-lt=$(ldconfig -p 2>/dev/null | awk '/libcublasLt\.so\.13 / {print $NF; exit}')
+lt="${CUBLASLT:-}"
+[ -n "$lt" ] || lt=$(ldconfig -p 2>/dev/null | awk '/libcublasLt\.so\.13 / {print $NF; exit}')
 if [ -z "$lt" ]; then
   lt=$(find /usr/local/cuda*/ /usr/lib /opt /usr/local/lib -name 'libcublasLt.so.13*' 2>/dev/null | head -1)
 fi
 [ -n "$lt" ] || { echo "libcublasLt.so.13 not found on this machine"; exit 2; }
-export LD_LIBRARY_PATH="$PWD/$pkg/lib:$(dirname "$lt")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+lt_dir=$(dirname "$lt")
+export LD_LIBRARY_PATH="$PWD/$pkg/lib:$lt_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 echo "cuBLASLt: $lt"

@@ -44,6 +44,14 @@ TEST(CliTokenize, EncodeDecodeRoundTrip) {
   EXPECT_EQ(run(bin + " --decode --special", special_json, &rc), text);
   EXPECT_EQ(run(bin + " --decode", special_json, &rc), "Once upon a time 日本");
 
+  // --split: one JSON array per text, each text followed by the separator.
+  std::string split_json = run(bin + " --split '|||'", "ab c|||" + text + "||||||", &rc);
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(nlohmann::json::parse(split_json).get<std::vector<std::vector<int32_t>>>(),
+            (std::vector<std::vector<int32_t>>{tok->encode("ab c"), tok->encode(text), {}}));
+  run(bin + " --split '' ", "x", &rc);
+  EXPECT_EQ(rc, 2);
+
   run(bin + " --decode", "not json", &rc);
   EXPECT_EQ(rc, 1);
   run(std::string(HERD_BINARY) + " tokenize", "", &rc);
