@@ -168,7 +168,7 @@ class ChatRun {
 
 }  // namespace
 
-bool handle_chat_completions(HttpContext& ctx, const httplib::Request& req, httplib::Response& res,
+bool handle_chat_completions(HttpContext& ctx, const HttpRequest& req, HttpResponse& res,
                              RequestLogEntry& log) {
   auto r = std::make_shared<ChatCompletionRequest>(parse_chat_request(parse_body(req)));
   check_model(ctx, r->model);

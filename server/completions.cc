@@ -141,7 +141,7 @@ std::vector<int32_t> encode_prompt(const HttpContext& ctx, const PromptInput& in
 
 }  // namespace
 
-bool handle_completions(HttpContext& ctx, const httplib::Request& req, httplib::Response& res,
+bool handle_completions(HttpContext& ctx, const HttpRequest& req, HttpResponse& res,
                         RequestLogEntry& log) {
   auto r = std::make_shared<CompletionRequest>(parse_completion_request(parse_body(req)));
   check_model(ctx, r->model);

@@ -95,13 +95,17 @@ TEST_F(ServerTest, ShutdownDeadlineAbortsWhatIsLeft) {
   eo.reply = [](const Request&, int) { return std::string(1000000, 'q'); };
   start({}, eo);
   std::string stream_body, plain_body;
+  int plain_status = 0;
   std::thread s([&] {
     auto res = post("/v1/chat/completions", stream_chat());
     if (res) stream_body = res->body;
   });
   std::thread p([&] {
     auto res = post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 4000}});
-    if (res) plain_body = res->body;
+    if (res) {
+      plain_status = res->status;
+      plain_body = res->body;
+    }
   });
   ASSERT_TRUE(eventually([&] { return engine_->live() == 2; }));
   server_->shutdown(100ms);
@@ -112,8 +116,14 @@ TEST_F(ServerTest, ShutdownDeadlineAbortsWhatIsLeft) {
   ASSERT_GE(events.size(), 2u);
   EXPECT_EQ(events.back(), "[DONE]");
   EXPECT_EQ(json::parse(events[events.size() - 2])["choices"][0]["finish_reason"], "abort");
+  // A non-streaming reply cut by the deadline is an error, not truncated text sent as a 200.
+  EXPECT_EQ(plain_status, 503) << plain_body;
   ASSERT_FALSE(plain_body.empty());
-  EXPECT_EQ(json::parse(plain_body)["choices"][0]["finish_reason"], "abort");
+  json err = json::parse(plain_body);
+  ASSERT_TRUE(err.contains("error")) << plain_body;
+  EXPECT_EQ(err["error"]["type"], "server_error");
+  EXPECT_NE(err["error"]["message"].get<std::string>().find("shut down"), std::string::npos);
+  EXPECT_FALSE(err.contains("choices"));
 }
 
 TEST_F(ServerTest, ManyConcurrentStreams) {

@@ -11,7 +11,6 @@
 #include "server/metrics.h"
 #include "server/openai_request.h"
 #include "server/request_log.h"
-#include "server/task_queue.h"
 
 namespace herd::server {
 namespace {
@@ -118,33 +117,6 @@ TEST(Metrics, HistogramIsCumulative) {
   EXPECT_NE(out.find("x_sum{a=\"b\"} 12.5\n"), std::string::npos);
   EXPECT_NE(out.find("x_count{a=\"b\"} 4\n"), std::string::npos);
   EXPECT_EQ(prometheus_label_escape("a\"b\\c\n"), "a\\\"b\\\\c\\n");
-}
-
-TEST(ElasticTaskQueue, RunsMoreBlockingTasksThanCores) {
-  ElasticTaskQueue q(64);
-  std::atomic<int> arrived{0};
-  std::atomic<bool> release{false};
-  for (int i = 0; i < 40; ++i)
-    q.enqueue([&] {
-      ++arrived;
-      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    });
-  // All 40 block at once: only possible with 40 threads.
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (arrived < 40 && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  EXPECT_EQ(arrived.load(), 40);
-  EXPECT_EQ(q.threads(), 40u);
-  release = true;
-  q.shutdown();
-}
-
-TEST(ElasticTaskQueue, CapQueuesTheRest) {
-  ElasticTaskQueue q(2);
-  std::atomic<int> done{0};
-  for (int i = 0; i < 10; ++i) q.enqueue([&] { ++done; });
-  q.shutdown();  // runs every queued task before joining
-  EXPECT_EQ(done.load(), 10);
 }
 
 }  // namespace
