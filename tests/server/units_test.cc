@@ -66,6 +66,21 @@ TEST(OpenAIRequest, CompletionPromptShapes) {
   EXPECT_THROW(parse_completion_request({{"prompt", "a"}, {"suffix", "b"}}), InvalidArgument);
 }
 
+// The key comparison visits every byte (no early exit): whichever byte differs, and whatever
+// the length, the answer is the same "no".
+TEST(Auth, EveryOneByteDifferenceIsRejected) {
+  const std::string key = "sk-0123456789abcdef0123456789abcdef";
+  ASSERT_TRUE(bearer_matches("Bearer " + key, key));
+  for (size_t i = 0; i < key.size(); ++i) {
+    std::string t = key;
+    t[i] ^= 1;
+    EXPECT_FALSE(bearer_matches("Bearer " + t, key)) << i;
+    EXPECT_FALSE(bearer_matches("Bearer " + key.substr(0, i), key)) << i;
+  }
+  EXPECT_FALSE(bearer_matches("Bearer " + key + key, key));
+  EXPECT_FALSE(bearer_matches("Bearer " + key + "x", key));
+}
+
 TEST(Auth, BearerMatching) {
   EXPECT_TRUE(bearer_matches("Bearer k3y", "k3y"));
   EXPECT_TRUE(bearer_matches("bearer  k3y ", "k3y"));
