@@ -315,6 +315,53 @@ TEST_F(ServerTest, KeepAliveCarriesSeveralRequests) {
   }
 }
 
+// Idle SSE streams get ": keep-alive" comments every heartbeat_s (no thread waits for them).
+TEST_F(ServerTest, IdleStreamGetsHeartbeats) {
+  server::ServerOptions o;
+  o.heartbeat_s = 0.2;
+  start(o);
+  engine_->set_paused(true);
+  int fd = connect_to(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(
+      fd, json_post("/v1/chat/completions",
+                    json{{"stream", true},
+                         {"messages", json::array({{{"role", "user"}, {"content", "go"}}})}}
+                        .dump())));
+  std::string got = read_until(fd, ": keep-alive\n\n");
+  EXPECT_NE(got.find(": keep-alive\n\n"), std::string::npos) << got;
+  engine_->set_paused(false);
+  got += read_until(fd, "data: [DONE]\n\n");
+  EXPECT_NE(got.find("data: [DONE]\n\n"), std::string::npos);
+  ::close(fd);
+}
+
+// An idle keep-alive connection is closed after --keep-alive-timeout; a body that stops
+// arriving is cut by --body-timeout (the connection closes without a request reaching the
+// engine).
+TEST_F(ServerTest, IdleKeepAliveAndStalledBodyAreClosed) {
+  server::ServerOptions o;
+  o.keep_alive_timeout_s = 0.3;
+  o.body_timeout_s = 0.3;
+  start(o);
+  int idle = connect_to(port_);
+  ASSERT_GE(idle, 0);
+  ASSERT_TRUE(send_all(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string got = read_until(idle, "\r\n\r\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got;
+  EXPECT_TRUE(eventually([&] { return closed_by_peer(idle); })) << "idle keep-alive kept open";
+  ::close(idle);
+
+  int stalled = connect_to(port_);
+  ASSERT_GE(stalled, 0);
+  ASSERT_TRUE(send_all(stalled,
+                       "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       "application/json\r\nContent-Length: 100\r\n\r\n{\"prompt\""));
+  EXPECT_TRUE(eventually([&] { return closed_by_peer(stalled); })) << "stalled body kept open";
+  ::close(stalled);
+  EXPECT_TRUE(engine_->received().empty());
+}
+
 // Auth runs on the headers: a request without the key is answered 401 before its body is read.
 TEST_F(ServerTest, MissingKeyIs401BeforeTheBody) {
   server::ServerOptions o;
