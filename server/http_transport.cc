@@ -147,7 +147,13 @@ class Session : public std::enable_shared_from_this<Session> {
       return reply_early(
           431, {431, "The request headers are too large.", "invalid_request_error", "", ""});
     }
-    if (ec) return hard_close();  // timeout, EOF or unparseable: nothing useful to answer
+    if (ec && ec.category() == http::make_error_code(http::error::bad_target).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      begin_request();  // malformed request line or headers
+      return reply_early(400, {400, "Malformed HTTP request: " + ec.message() + ".",
+                               "invalid_request_error", "", ""});
+    }
+    if (ec) return hard_close();  // timeout or EOF: nobody to answer
     begin_request();
     auto& h = parser_->get();
     req_ = HttpRequest{};

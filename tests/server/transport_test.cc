@@ -362,6 +362,17 @@ TEST_F(ServerTest, IdleKeepAliveAndStalledBodyAreClosed) {
   EXPECT_TRUE(engine_->received().empty());
 }
 
+TEST_F(ServerTest, MalformedRequestIs400) {
+  start();
+  int fd = connect_to(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, "GET /health HTTP/1.1\r\nBad Header Line\r\n\r\n"));
+  std::string got = read_to_close(fd);
+  ::close(fd);
+  EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << got;
+  EXPECT_NE(got.find("invalid_request_error"), std::string::npos) << got;
+}
+
 // Auth runs on the headers: a request without the key is answered 401 before its body is read.
 TEST_F(ServerTest, MissingKeyIs401BeforeTheBody) {
   server::ServerOptions o;
