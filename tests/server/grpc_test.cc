@@ -4,8 +4,8 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-
 #include <nlohmann/json.hpp>
+
 #include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
