@@ -666,11 +666,16 @@ void HttpTransport::stop() {
   close_listener();
   // Handlers already running finish (their replies find their connection closed).
   t.workers.join();
+  // Take references under the lock, drop them outside it: the last reference of a session
+  // runs its destructor, which takes the lock.
+  std::vector<std::shared_ptr<Session>> open;
   {
     std::lock_guard<std::mutex> lock(t.mu);
     for (auto& [p, w] : t.sessions)
-      if (auto s = w.lock()) asio::post(s->executor(), [s] { s->close(); });
+      if (auto s = w.lock()) open.push_back(std::move(s));
   }
+  for (auto& s : open) asio::post(s->executor(), [s] { s->close(); });
+  open.clear();
   t.guard.reset();
   // Closed sessions' pending operations complete at once; bounded wait, then stop the loop.
   auto until = Clock::now() + std::chrono::seconds(2);
