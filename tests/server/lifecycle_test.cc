@@ -50,8 +50,7 @@ TEST_F(ServerTest, ClientDisconnectMidStreamAbortsTheRequest) {
   EXPECT_TRUE(eventually([&] { return engine_->live() == 0 && client_->live() == 0; }));
 }
 
-// start() returns only once the accept loop runs: a shutdown() right after it (no request
-// ever made) must return instead of hanging in join() (httplib's stop() is a no-op before).
+// A shutdown() right after start() (no request ever made) must return instead of hanging.
 TEST_F(ServerTest, ShutdownRightAfterStartReturns) {
   for (int i = 0; i < 20; ++i) {
     start();
@@ -127,8 +126,8 @@ TEST_F(ServerTest, ShutdownDeadlineAbortsWhatIsLeft) {
 }
 
 TEST_F(ServerTest, ManyConcurrentStreams) {
-  // Far more than httplib's default pool (max(8, cores - 1)): every stream must be open at once
-  // before the engine produces a single token.
+  // Far more streams than server threads: every stream must be open at once before the engine
+  // produces a single token.
   constexpr int kStreams = 300;
   start();
   engine_->set_paused(true);
