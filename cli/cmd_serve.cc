@@ -36,7 +36,9 @@ namespace {
 constexpr const char* kUsage =
     "--model DIR [--host 127.0.0.1] [--port 8000] [--grpc-port 50051 (-1: off)] "
     "[--api-key KEY | env HERD_API_KEY] [--served-model-name NAME] [--metrics-public] "
-    "[--max-body-bytes N] [--shutdown-timeout SEC] [--max-connections N] [--kv-cache-gb GB] "
+    "[--max-body-bytes N] [--shutdown-timeout SEC] [--max-connections N] [--http-threads N] "
+    "[--http-workers N] [--header-timeout SEC] [--body-timeout SEC] [--keep-alive-timeout SEC] "
+    "[--kv-cache-gb GB] "
     "[--max-num-seqs N] [--max-num-batched-tokens N] [--max-model-len N] [--block-size N] "
     "[--policy reserve|optimistic] [--no-prefix-caching] [--threads N] [--max-waiting N] "
     "[--device cpu|cuda|auto] [--prefix-cache-salt STR (default: random per process)] "
@@ -51,6 +53,13 @@ int int_flag(const Flags& f, const std::string& name, int64_t def, int64_t lo, i
     throw InvalidArgument(name, "flag --" + name + " must be between " + std::to_string(lo) +
                                     " and " + std::to_string(hi));
   return static_cast<int>(v);
+}
+
+double seconds_flag(const Flags& f, const std::string& name, double def) {
+  double v = f.f64(name, def);
+  if (!(v > 0) || v > 86400)
+    throw InvalidArgument(name, "flag --" + name + " must be > 0 and <= 86400 seconds");
+  return v;
 }
 
 EngineOptions engine_options(const Flags& f) {
@@ -98,8 +107,17 @@ server::ServerOptions server_options(const Flags& f, const std::string& model_di
   o.grpc_port = int_flag(f, "grpc-port", o.grpc_port, -1, 65535);
   if (f.has("api-key")) {
     o.api_key = f.str("api-key", "");
+    // An empty key would silently turn authentication off: refuse it.
+    if (o.api_key.empty())
+      throw InvalidArgument("api-key",
+                            "flag --api-key is empty; give a non-empty key, or leave the flag "
+                            "out to serve without authentication");
   } else if (const char* env = std::getenv("HERD_API_KEY")) {
     o.api_key = env;
+    if (o.api_key.empty())
+      throw InvalidArgument("api-key",
+                            "HERD_API_KEY is set but empty; give a non-empty key, or unset it "
+                            "to serve without authentication");
   }
   o.served_model_name = f.str("served-model-name", server::default_model_name(model_dir));
   o.metrics_public = f.has("metrics-public");
@@ -109,6 +127,11 @@ server::ServerOptions server_options(const Flags& f, const std::string& model_di
   if (o.shutdown_timeout_s < 0)
     throw InvalidArgument("shutdown-timeout", "flag --shutdown-timeout must be >= 0");
   o.max_connections = int_flag(f, "max-connections", o.max_connections, 1, 1 << 20);
+  o.http_threads = int_flag(f, "http-threads", o.http_threads, 1, 256);
+  o.http_workers = int_flag(f, "http-workers", o.http_workers, 1, 1024);
+  o.header_timeout_s = seconds_flag(f, "header-timeout", o.header_timeout_s);
+  o.body_timeout_s = seconds_flag(f, "body-timeout", o.body_timeout_s);
+  o.keep_alive_timeout_s = seconds_flag(f, "keep-alive-timeout", o.keep_alive_timeout_s);
   return o;
 }
 
@@ -123,6 +146,11 @@ int run_serve(const std::vector<std::string>& args) {
            "max-body-bytes",
            "shutdown-timeout",
            "max-connections",
+           "http-threads",
+           "http-workers",
+           "header-timeout",
+           "body-timeout",
+           "keep-alive-timeout",
            "kv-cache-gb",
            "max-num-seqs",
            "max-num-batched-tokens",

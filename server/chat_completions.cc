@@ -101,8 +101,6 @@ class ChatRun {
       c.lps.insert(c.lps.end(), o.logprobs.begin(), o.logprobs.end());
       if (o.finish_reason != FinishReason::kNone) c.finish = openai_finish_reason(o.finish_reason);
       if (!o.error.empty()) error_ = o.error;
-      // Truncated text is not presented as a success: the request answers an error.
-      if (o.finish_reason == FinishReason::kAbort && error_.empty()) error_ = kAbortedMessage;
     }
   }
 
@@ -185,7 +183,7 @@ class ChatRun {
 
 }  // namespace
 
-bool handle_chat_completions(HttpContext& ctx, const httplib::Request& req, httplib::Response& res,
+bool handle_chat_completions(HttpContext& ctx, const HttpRequest& req, HttpResponse& res,
                              RequestLogEntry& log) {
   auto r = std::make_shared<ChatCompletionRequest>(parse_chat_request(parse_body(req)));
   check_model(ctx, r->model);

@@ -113,8 +113,6 @@ class CompletionRun {
       for (const auto& lp : o.logprobs) c.lps.add(ctx_.tok, lp, *r_.logprobs);
     if (o.finish_reason != FinishReason::kNone) c.finish = openai_finish_reason(o.finish_reason);
     if (!o.error.empty()) error_ = o.error;
-    // Truncated text is not presented as a success: the request answers an error.
-    if (o.finish_reason == FinishReason::kAbort && error_.empty()) error_ = kAbortedMessage;
   }
 
   std::optional<ordered_json> take_lps(CompletionChoiceState& c) {
@@ -149,7 +147,7 @@ std::vector<int32_t> encode_prompt(const HttpContext& ctx, const PromptInput& in
 
 }  // namespace
 
-bool handle_completions(HttpContext& ctx, const httplib::Request& req, httplib::Response& res,
+bool handle_completions(HttpContext& ctx, const HttpRequest& req, HttpResponse& res,
                         RequestLogEntry& log) {
   auto r = std::make_shared<CompletionRequest>(parse_completion_request(parse_body(req)));
   check_model(ctx, r->model);

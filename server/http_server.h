@@ -1,12 +1,13 @@
-// HttpServer: the OpenAI-compatible HTTP front end over one Engine. start() binds and serves
-// from a background thread; shutdown() drains gracefully (see below).
+// HttpServer: the OpenAI-compatible HTTP front end over one Engine: the routes, the API-key
+// and draining checks. The sockets are HttpTransport's (server/http_transport.h). start()
+// binds and serves from background threads; shutdown() drains gracefully (see below).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 
 #include "engine/api/engine.h"
 #include "server/engine_client.h"
@@ -14,13 +15,12 @@
 #include "server/request_log.h"
 #include "server/server_options.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace herd::server {
 
 struct HttpContext;
+struct HttpRequest;
+struct HttpResponse;
+class HttpTransport;
 
 class HttpServer {
  public:
@@ -29,7 +29,7 @@ class HttpServer {
              RequestLog& log);
   ~HttpServer();
 
-  // Binds opts.host:opts.port (port 0: any free port) and serves on a background thread.
+  // Binds opts.host:opts.port (port 0: any free port) and serves on background threads.
   // Returns the bound port; throws herd::Error when the address cannot be bound.
   int start();
   int port() const { return port_; }
@@ -40,17 +40,16 @@ class HttpServer {
   void shutdown(std::chrono::milliseconds deadline);
 
  private:
-  void install_routes();
+  std::optional<HttpResponse> precheck(const HttpRequest& req);
+  void route(const HttpRequest& req, HttpResponse& res);
 
   EngineClient& client_;
   ServerOptions opts_;
   std::string model_name_;
   RequestLog& log_;
   std::atomic<bool> draining_{false};
-  std::atomic<int> unwritten_{0};  // see HttpContext::unwritten
-  std::unique_ptr<httplib::Server> svr_;
   std::unique_ptr<HttpContext> ctx_;
-  std::thread thread_;
+  std::unique_ptr<HttpTransport> transport_;
   int port_ = -1;
   bool stopped_ = false;
 };

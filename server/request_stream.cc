@@ -53,6 +53,7 @@ void RequestStream::on_output(int prompt_index, const Output& o) {
   }
   events_.push_back({prompt_index, o});
   cv_.notify_all();
+  notify_locked();
 }
 
 void RequestStream::mark_failed(int prompt_index) {
@@ -61,6 +62,13 @@ void RequestStream::mark_failed(int prompt_index) {
   finished_[prompt_index] = true;
   if (--unfinished_ == 0) sum_.total_s = seconds(Clock::now() - start_);
   cv_.notify_all();
+  notify_locked();
+}
+
+void RequestStream::set_notify(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  notify_ = std::move(fn);
+  if (!events_.empty() || unfinished_ == 0) notify_locked();
 }
 
 RequestStream::Wait RequestStream::next(std::vector<StreamEvent>& out,

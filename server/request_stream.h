@@ -1,5 +1,6 @@
-// RequestStream: the bridge between the engine thread and one HTTP/gRPC handler thread. The
-// engine calls the sink (which must not block) and the handler waits for events. One stream
+// RequestStream: the bridge between the engine thread and one HTTP/gRPC handler. The engine
+// calls the sink (which must not block); a handler either waits for events (next() with a
+// timeout: gRPC) or is told of them (set_notify: the event-driven HTTP transport). One stream
 // may carry several engine requests (a /v1/completions call with a list of prompts); each
 // event is tagged with the prompt it belongs to. Timing metrics are taken in the sink, where
 // the token actually becomes available.
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -54,15 +56,24 @@ class RequestStream : public std::enable_shared_from_this<RequestStream> {
   StreamSummary summary() const;
   // Marks sub-request i finished without events (its add_request failed).
   void mark_failed(int prompt_index);
+  // `fn` is called (on the engine's thread, with the stream's lock held: it must only post
+  // work elsewhere, never block or call back into the stream) whenever events are queued or
+  // the stream finishes; at once if events are waiting or it is done already. An empty `fn`
+  // clears it: once set_notify({}) returns, no call of the old `fn` is running or will run.
+  void set_notify(std::function<void()> fn);
 
  private:
   void on_output(int prompt_index, const Output& o);
+  void notify_locked() {
+    if (notify_) notify_();
+  }
 
   std::vector<std::string> ids_;
   Metrics* metrics_;
   const Clock::time_point start_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::function<void()> notify_;
   std::deque<StreamEvent> events_;
   std::vector<bool> finished_;
   size_t unfinished_;

@@ -15,8 +15,16 @@ struct ServerOptions {
   bool metrics_public = false;     // serve /metrics without the API key
   size_t max_body_bytes = 16u << 20;
   double shutdown_timeout_s = 30.0;
-  int max_connections = 4096;  // worker threads for HTTP connections (one per open socket)
-  double heartbeat_s = 15.0;   // idle SSE streams get a ": keep-alive" comment this often
+  // Open HTTP connections; beyond it a new connection is answered 503 + Retry-After: 1 and
+  // closed (no thread is spent on it).
+  int max_connections = 4096;
+  int http_threads = 2;  // threads running the HTTP sockets (event loop; no thread per socket)
+  int http_workers = 4;  // threads running route handlers (JSON, tokenize, submit)
+  double header_timeout_s = 10.0;      // request line + headers must arrive within this (total)
+  double body_timeout_s = 60.0;        // the body must arrive within this once headers are in
+  double keep_alive_timeout_s = 15.0;  // an idle keep-alive connection is closed after this
+  double send_timeout_s = 60.0;        // one write to a client that does not read fails after this
+  double heartbeat_s = 15.0;           // idle SSE streams get a ": keep-alive" comment this often
 };
 
 }  // namespace herd::server

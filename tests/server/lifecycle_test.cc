@@ -50,8 +50,7 @@ TEST_F(ServerTest, ClientDisconnectMidStreamAbortsTheRequest) {
   EXPECT_TRUE(eventually([&] { return engine_->live() == 0 && client_->live() == 0; }));
 }
 
-// start() returns only once the accept loop runs: a shutdown() right after it (no request
-// ever made) must return instead of hanging in join() (httplib's stop() is a no-op before).
+// A shutdown() right after start() (no request ever made) must return instead of hanging.
 TEST_F(ServerTest, ShutdownRightAfterStartReturns) {
   for (int i = 0; i < 20; ++i) {
     start();
@@ -95,13 +94,17 @@ TEST_F(ServerTest, ShutdownDeadlineAbortsWhatIsLeft) {
   eo.reply = [](const Request&, int) { return std::string(1000000, 'q'); };
   start({}, eo);
   std::string stream_body, plain_body;
+  int plain_status = 0;
   std::thread s([&] {
     auto res = post("/v1/chat/completions", stream_chat());
     if (res) stream_body = res->body;
   });
   std::thread p([&] {
     auto res = post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 4000}});
-    if (res) plain_body = res->body;
+    if (res) {
+      plain_status = res->status;
+      plain_body = res->body;
+    }
   });
   ASSERT_TRUE(eventually([&] { return engine_->live() == 2; }));
   server_->shutdown(100ms);
@@ -112,20 +115,24 @@ TEST_F(ServerTest, ShutdownDeadlineAbortsWhatIsLeft) {
   ASSERT_GE(events.size(), 2u);
   EXPECT_EQ(events.back(), "[DONE]");
   // OpenAI has no "abort" finish_reason: the cut stream ends with an error event, and the cut
-  // non-streaming request answers an error instead of truncated text presented as success.
+  // non-streaming request answers an error (503) instead of truncated text presented as success.
   EXPECT_EQ(stream_body.find("\"abort\""), std::string::npos) << stream_body;
   auto cut = json::parse(events[events.size() - 2]);
   ASSERT_TRUE(cut.contains("error")) << cut;
   EXPECT_EQ(cut["error"]["code"], "request_aborted");
+  // A non-streaming reply cut by the deadline is an error, not truncated text sent as a 200.
+  EXPECT_EQ(plain_status, 503) << plain_body;
   ASSERT_FALSE(plain_body.empty());
-  auto plain = json::parse(plain_body);
-  EXPECT_TRUE(plain.contains("error")) << plain_body;
-  EXPECT_FALSE(plain.contains("choices")) << plain_body;
+  json err = json::parse(plain_body);
+  ASSERT_TRUE(err.contains("error")) << plain_body;
+  EXPECT_EQ(err["error"]["type"], "server_error");
+  EXPECT_NE(err["error"]["message"].get<std::string>().find("shut down"), std::string::npos);
+  EXPECT_FALSE(err.contains("choices"));
 }
 
 TEST_F(ServerTest, ManyConcurrentStreams) {
-  // Far more than httplib's default pool (max(8, cores - 1)): every stream must be open at once
-  // before the engine produces a single token.
+  // Far more streams than server threads: every stream must be open at once before the engine
+  // produces a single token.
   constexpr int kStreams = 300;
   start();
   engine_->set_paused(true);

@@ -39,6 +39,22 @@ TEST_F(ServerTest, ModelsListsServedModel) {
   EXPECT_EQ(b["data"][0]["max_model_len"], 4096);
 }
 
+// Item 16: the openai clients' models.retrieve(id).
+TEST_F(ServerTest, ModelsRetrieveById) {
+  start();
+  auto c = http();
+  auto res = c.Get("/v1/models/fake-model");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  json m = json::parse(res->body);
+  EXPECT_EQ(m["id"], "fake-model");
+  EXPECT_EQ(m["object"], "model");
+  EXPECT_EQ(m["owned_by"], "herd");
+  auto other = c.Get("/v1/models/other");
+  expect_openai_error(other, 404, "model");
+  EXPECT_EQ(json::parse(other->body)["error"]["code"], "model_not_found");
+}
+
 TEST_F(ServerTest, HealthIs200) {
   start();
   auto c = http();

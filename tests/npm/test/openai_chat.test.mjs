@@ -20,6 +20,13 @@ test('models.list names the served model', { skip: MAIN.skip }, async () => {
   assert.equal(ids[0].object, 'model');
 });
 
+test('models.retrieve returns the served model; another id is a 404', { skip: MAIN.skip }, async () => {
+  const m = await client().models.retrieve(MAIN.model);
+  assert.equal(m.id, MAIN.model);
+  assert.equal(m.object, 'model');
+  await assert.rejects(client().models.retrieve('not-this-model'), OpenAI.NotFoundError);
+});
+
 test('chat: non-streaming completion with usage', { skip: MAIN.skip }, async () => {
   const r = await client().chat.completions.create({
     model: MAIN.model, messages, max_tokens: 12, temperature: 0, ignore_eos: true,
