@@ -12,6 +12,7 @@
 #include "engine/api/engine.h"
 #include "engine/api/prompt.h"
 #include "engine/model/convert_llama2c.h"
+#include "tests/common/run_command.h"
 #include "tests/model/checkpoint_test_util.h"
 
 namespace herd {
@@ -32,14 +33,7 @@ std::vector<int32_t> expected_ids() {
   return ids;
 }
 
-std::string run(const std::string& cmd, int* status) {
-  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p.get())) > 0;) out.append(buf, n);
-  *status = pclose(p.release());
-  return out;
-}
+std::string run(const std::string& cmd, int* status) { return testing::run_command(cmd, status); }
 
 TEST(Stories260K, EngineGreedyReproducesExpectedTextAndIds) {
   if (!have_data()) GTEST_SKIP() << "stories260K test data not found under " << kData;

@@ -11,18 +11,12 @@
 #include <string>
 
 #include "tests/api/engine_test_util.h"
+#include "tests/common/run_command.h"
 
 namespace herd {
 namespace {
 
-std::string run(const std::string& cmd, int* status) {
-  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p.get())) > 0;) out.append(buf, n);
-  *status = pclose(p.release());
-  return out;
-}
+std::string run(const std::string& cmd, int* status) { return testing::run_command(cmd, status); }
 
 class Logits : public ::testing::Test {
  protected:
