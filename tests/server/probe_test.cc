@@ -12,12 +12,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -77,17 +77,28 @@ class ProbeTest : public ::testing::Test {
             static_cast<char*>(nullptr));
       _exit(127);
     }
-    const std::regex http_re("listening on http://[0-9.]+:([0-9]+)");
-    const std::regex grpc_re("grpc listening on [0-9.]+:([0-9]+)");
     for (int i = 0; i < 600 && http_port_ < 0; ++i) {
       std::this_thread::sleep_for(50ms);
       ASSERT_TRUE(alive()) << "herd serve exited: " << read(log);
       const std::string text = read(log);
-      std::smatch m;
-      if (std::regex_search(text, m, grpc_re)) grpc_port_ = std::stoi(m[1]);
-      if (std::regex_search(text, m, http_re)) http_port_ = std::stoi(m[1]);
+      if (int p = port_after(text, "grpc listening on "); p > 0) grpc_port_ = p;
+      if (int p = port_after(text, "listening on http://"); p > 0) http_port_ = p;
     }
     ASSERT_GT(http_port_, 0) << read(log);
+  }
+
+  // The port of the first "<prefix>HOST:PORT" in the server's log, or -1. (No std::regex:
+  // GCC 12's <regex> trips -Wmaybe-uninitialized in the ASan build.)
+  static int port_after(const std::string& text, const std::string& prefix) {
+    size_t at = text.find(prefix);
+    if (at == std::string::npos) return -1;
+    size_t colon = text.find(':', at + prefix.size());
+    if (colon == std::string::npos) return -1;
+    int port = 0;
+    size_t i = colon + 1;
+    for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i)
+      port = port * 10 + (text[i] - '0');
+    return i > colon + 1 && i < text.size() ? port : -1;
   }
 
   static std::string read(const std::string& path) {
