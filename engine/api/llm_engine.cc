@@ -8,6 +8,7 @@
 
 #include "engine/api/step_input_builder.h"
 #include "engine/common/error.h"
+#include "engine/exec/local_executor.h"
 #include "engine/model/weights.h"
 #include "engine/sample/validate.h"
 
@@ -24,10 +25,15 @@ std::vector<int32_t> eos_ids_of(const ModelConfig& cfg, const Tokenizer& tok) {
   return ids;
 }
 
-SchedulerConfig scheduler_config(const EngineOptions& o, const ModelConfig& cfg, DType kv_dtype) {
+// kv_block_bytes: the most bytes one KV block takes on any rank; 0 = this process's backend.
+SchedulerConfig scheduler_config(const EngineOptions& o, const ModelConfig& cfg,
+                                 size_t kv_block_bytes, const Backend* backend) {
   SchedulerConfig s;
   s.block_size = o.block_size;
-  const double per_block = double(KvCache::bytes_per_block(cfg, o.block_size, kv_dtype));
+  const double per_block =
+      kv_block_bytes > 0
+          ? double(kv_block_bytes)
+          : double(KvCache::bytes_per_block(cfg, o.block_size, backend->kv_dtype()));
   const double blocks = o.kv_cache_gb * kGiB / per_block;
   if (blocks < 1)
     throw InvalidArgument("kv-cache-gb", "--kv-cache-gb " + std::to_string(o.kv_cache_gb) +
@@ -81,17 +87,20 @@ LlmEngine::LlmEngine(EngineParts parts, const EngineOptions& opts)
       tokenizer_(std::move(parts.tokenizer)),
       backend_(std::move(parts.backend)),
       opts_(opts),
-      sched_config_(scheduler_config(opts, config_, backend_->kv_dtype())),
+      sched_config_(scheduler_config(opts, config_, parts.kv_block_bytes, backend_.get())),
       eos_ids_(eos_ids_of(config_, *tokenizer_)),
-      sampler_(int(config_.vocab_size)) {
+      executor_(std::move(parts.executor)) {
   if (opts.max_waiting < 0) throw InvalidArgument("max-waiting", "--max-waiting must be >= 0");
   sched_ = std::make_unique<Scheduler>(sched_config_);
-  kv_ = std::make_unique<KvCache>(*backend_, config_, sched_config_.num_blocks,
-                                  sched_config_.block_size);
-  model_ = std::make_unique<LlamaModel>(config_, weights_, *backend_,
-                                        sched_config_.max_num_batched_tokens,
-                                        sched_config_.max_num_seqs);
-  logits_.resize(size_t(sched_config_.max_num_seqs) * size_t(config_.vocab_size));
+  if (!executor_) {
+    RunnerShape shape;
+    shape.num_blocks = sched_config_.num_blocks;
+    shape.block_size = sched_config_.block_size;
+    shape.max_tokens = sched_config_.max_num_batched_tokens;
+    shape.max_seqs = sched_config_.max_num_seqs;
+    executor_ = std::make_unique<LocalExecutor>(
+        std::make_unique<ModelRunner>(config_, weights_, *backend_, shape, eos_ids_));
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -157,10 +166,7 @@ void LlmEngine::abort(const std::string& request_id) {
   cv_.notify_one();
 }
 
-void LlmEngine::set_logits_hook(LogitsHook hook) {
-  std::lock_guard<std::mutex> lock(mu_);
-  logits_hook_ = std::move(hook);
-}
+void LlmEngine::set_logits_hook(LogitsHook hook) { executor_->set_logits_hook(std::move(hook)); }
 
 EngineHealth LlmEngine::health() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -246,6 +252,8 @@ void LlmEngine::shutdown() {
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
+  executor_->shutdown();  // runs what was submitted; nobody lands it any more
+  in_flight_.clear();
   std::vector<Delivery> out;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -273,6 +281,7 @@ void LlmEngine::loop() {
         unhealthy_reason_ = std::string("engine step failed: ") + e.what();
       }
       fail_all_locked(unhealthy_reason_, out);
+      in_flight_.clear();  // never landed: the scheduler is not used again
       ran = true;
     }
     deliver(out);  // no lock held: a sink may call abort() or add_request()
@@ -285,126 +294,127 @@ void LlmEngine::loop() {
 }
 
 bool LlmEngine::run_step(std::vector<Delivery>& out) {
-  StepPlan plan;
-  LogitsHook hook;
   {
     std::lock_guard<std::mutex> lock(mu_);
     apply_aborts_locked(out);
     if (stopping_ || !healthy_) return false;
-    hook = logits_hook_;
-    plan = sched_->schedule();
-    for (const ScheduledSeq& e : plan.entries) {
-      auto* rs = static_cast<RequestState*>(e.seq->group().handle);
-      if (!rs->started) rs->started = true, --num_unstarted_;
+    while (int(in_flight_.size()) < max_in_flight_) {
+      StepPlan plan = sched_->schedule();
+      if (plan.empty()) break;
+      if (opts_.test_fail_step_after >= 0 && steps_submitted_ >= opts_.test_fail_step_after)
+        throw std::runtime_error("injected device fault after " +
+                                 std::to_string(opts_.test_fail_step_after) +
+                                 " steps (test hook HERD_TEST_FAIL_STEP_AFTER)");
+      ExecPlan exec = make_exec_plan_locked(plan);
+      std::future<ExecResult> f = executor_->submit(std::move(exec));
+      in_flight_.push_back(InFlight{std::move(plan), std::move(f)});
+      ++steps_submitted_;
     }
-    if (!plan.empty()) build_step_input(plan, sched_config_.block_size, step_input_);
   }
-  if (plan.empty()) return !out.empty();
+  if (in_flight_.empty()) return !out.empty();
+  InFlight step = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  ExecResult r = step.result.get();  // rethrows the executor's failure
+  std::lock_guard<std::mutex> lock(mu_);
+  land_locked(step.plan, r, out);
+  return true;
+}
 
-  if (opts_.test_fail_step_after >= 0 && steps_ >= opts_.test_fail_step_after)
-    throw std::runtime_error("injected device fault after " +
-                             std::to_string(opts_.test_fail_step_after) +
-                             " steps (test hook HERD_TEST_FAIL_STEP_AFTER)");
-  model_->forward(step_input_, *kv_, logits_.data());
-
-  // Sampling needs no lock: only this thread changes sequences, and the other threads only
-  // read the scheduler (stats) or queue work (add_request, abort) under mu_.
-  const size_t vocab = size_t(config_.vocab_size);
-  std::vector<int32_t> sampled;
-  std::vector<std::optional<TokenLogprob>> logprobs;
-  std::vector<RequestState*> poisoned;  // a row of theirs held a NaN or an infinity
-  size_t row = 0;
+ExecPlan LlmEngine::make_exec_plan_locked(const StepPlan& plan) {
+  ExecPlan exec;
+  exec.id = uint64_t(steps_submitted_);
+  build_step_input(plan, sched_config_.block_size, exec.input);
   for (const ScheduledSeq& e : plan.entries) {
+    auto* rs = static_cast<RequestState*>(e.seq->group().handle);
+    if (!rs->started) rs->started = true, --num_unstarted_;
     if (!e.sample) continue;
-    Sequence& seq = *e.seq;
-    auto* rs = static_cast<RequestState*>(seq.group().handle);
-    const std::span<float> logits_row(logits_.data() + row * vocab, vocab);
-    ++row;
-    if (hook) hook(rs->req.id, seq.index(), logits_row);
-    if (!std::all_of(logits_row.begin(), logits_row.end(),
-                     [](float x) { return std::isfinite(x); })) {
-      // Sampling would pick an arbitrary token (argmax of a NaN row is token 0): fail this
-      // request alone below. A placeholder keeps `sampled` aligned with the plan.
-      if (std::find(poisoned.begin(), poisoned.end(), rs) == poisoned.end()) poisoned.push_back(rs);
-      sampled.push_back(0);
-      logprobs.emplace_back();
-      continue;
-    }
-    SampleInput in;
-    in.params = &rs->req.params;
-    in.seed = rs->seed;
-    in.sample_index = uint32_t(seq.index());
-    in.prompt_ids = seq.prompt();
-    in.output_ids = seq.output();
-    in.eos_ids = eos_ids_;
-    SampleResult r = sampler_.sample(logits_row, in);
-    sampled.push_back(r.token);
-    logprobs.push_back(std::move(r.logprob));
+    const Sequence& seq = *e.seq;
+    exec.samples.push_back(make_sample_spec(rs->req.id, rs->req.params, rs->seed,
+                                            uint32_t(seq.index()), seq.prompt(), seq.output()));
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    // Poisoned requests end before on_step_done, which then skips their entries (no token
-    // appended, no KV committed to the prefix cache). Which samples still owe a final delta
-    // is read before the scheduler finishes them.
-    std::vector<std::pair<RequestState*, std::vector<int>>> failed;
-    for (RequestState* rs : poisoned) {
+  return exec;
+}
+
+void LlmEngine::land_locked(const StepPlan& plan, ExecResult& r, std::vector<Delivery>& out) {
+  const size_t rows = size_t(plan.num_to_sample());
+  if (r.tokens.size() != rows || r.logprobs.size() != rows || r.nonfinite.size() != rows)
+    throw std::logic_error("executor returned " + std::to_string(r.tokens.size()) +
+                           " tokens for " + std::to_string(rows) + " sampled rows");
+  // Entries of requests retired while the plan was in flight (aborted, failed) are ignored:
+  // their RequestState is gone (handle cleared) and the scheduler skips finished sequences.
+  auto state_of = [](const ScheduledSeq& e) {
+    return e.seq->finished() ? nullptr : static_cast<RequestState*>(e.seq->group().handle);
+  };
+  std::vector<RequestState*> live;
+  live.reserve(plan.entries.size());
+  for (const ScheduledSeq& e : plan.entries) live.push_back(state_of(e));
+
+  // Poisoned requests end before on_step_done, which then skips their entries (no token
+  // appended, no KV committed to the prefix cache). Which samples still owe a final delta is
+  // read before the scheduler finishes them.
+  std::vector<RequestState*> poisoned;
+  std::vector<std::pair<RequestState*, std::vector<int>>> failed;
+  for (size_t i = 0, k = 0; i < plan.entries.size(); ++i) {
+    if (!plan.entries[i].sample) continue;
+    RequestState* rs = live[i];
+    if (r.nonfinite[k++] && rs &&
+        std::find(poisoned.begin(), poisoned.end(), rs) == poisoned.end()) {
+      poisoned.push_back(rs);
       std::vector<int> open;
-      for (int i = 0; i < rs->group->n(); ++i)
-        if (!rs->group->seq(i).finished()) open.push_back(i);
+      for (int j = 0; j < rs->group->n(); ++j)
+        if (!rs->group->seq(j).finished()) open.push_back(j);
       sched_->abort(rs->req.id);
       failed.emplace_back(rs, std::move(open));
       ++nonfinite_logit_errors_;
     }
-    sched_->on_step_done(plan, sampled);
-    ++steps_;
-
-    size_t k = 0;
-    std::vector<RequestState*> done;
-    for (const ScheduledSeq& e : plan.entries) {
-      if (!e.sample) continue;
-      Sequence& seq = *e.seq;
-      const int32_t token = sampled[k];
-      std::optional<TokenLogprob> lp = std::move(logprobs[k]);
-      ++k;
-      auto* rs = static_cast<RequestState*>(seq.group().handle);
-      if (std::find(poisoned.begin(), poisoned.end(), rs) != poisoned.end()) continue;
-      auto* ss = static_cast<SampleState*>(seq.handle);
-      if (ss->stop->finished()) continue;
-      StopChecker::Step st = ss->stop->push(token);
-      ++generation_tokens_;
-      ++rs->completion_tokens;
-      if (st.finish != FinishReason::kNone && !seq.finished()) sched_->finish(&seq, st.finish);
-      if (st.finish == FinishReason::kNone && seq.finished()) {
-        // The scheduler hit a length limit the stop checker does not know (cannot happen
-        // while both use the same max_tokens and max_model_len; kept as a safety net).
-        st.finish = FinishReason::kLength;
-      }
-      Output o;
-      o.request_id = rs->req.id;
-      o.index = seq.index();
-      o.text = std::move(st.text);
-      o.token_ids.push_back(token);
-      if (lp) o.logprobs.push_back(std::move(*lp));
-      o.finish_reason = st.finish;
-      o.stop_reason = std::move(st.stop_reason);
-      out.emplace_back(rs->sink, std::move(o));
-      // Finished requests are retired after the loop: later entries may be their samples.
-      if (rs->group->finished() && std::find(done.begin(), done.end(), rs) == done.end())
-        done.push_back(rs);
-    }
-    for (RequestState* rs : done) finish_request_locked(*rs, out);
-    for (auto& [rs, open] : failed) {
-      std::fprintf(stderr, "[herd] request %s failed: non-finite logits\n", rs->req.id.c_str());
-      for (int i : open)
-        out.emplace_back(rs->sink,
-                         final_abort_output(*rs, i,
-                                            "the model produced a non-finite logit (NaN or "
-                                            "infinity) for this request"));
-      finish_request_locked(*rs, out);
-    }
-    if (check_invariants_) sched_->check_invariants();
   }
-  return true;
+  sched_->on_step_done(plan, r.tokens);
+  ++steps_;
+
+  std::vector<RequestState*> done;
+  for (size_t i = 0, k = 0; i < plan.entries.size(); ++i) {
+    const ScheduledSeq& e = plan.entries[i];
+    if (!e.sample) continue;
+    const size_t row = k++;
+    RequestState* rs = live[i];
+    if (!rs || std::find(poisoned.begin(), poisoned.end(), rs) != poisoned.end()) continue;
+    Sequence& seq = *e.seq;
+    const int32_t token = r.tokens[row];
+    auto* ss = static_cast<SampleState*>(seq.handle);
+    if (ss->stop->finished()) continue;
+    StopChecker::Step st = ss->stop->push(token);
+    ++generation_tokens_;
+    ++rs->completion_tokens;
+    if (st.finish != FinishReason::kNone && !seq.finished()) sched_->finish(&seq, st.finish);
+    if (st.finish == FinishReason::kNone && seq.finished()) {
+      // The scheduler hit a length limit the stop checker does not know (cannot happen
+      // while both use the same max_tokens and max_model_len; kept as a safety net).
+      st.finish = FinishReason::kLength;
+    }
+    Output o;
+    o.request_id = rs->req.id;
+    o.index = seq.index();
+    o.text = std::move(st.text);
+    o.token_ids.push_back(token);
+    if (r.logprobs[row]) o.logprobs.push_back(std::move(*r.logprobs[row]));
+    o.finish_reason = st.finish;
+    o.stop_reason = std::move(st.stop_reason);
+    out.emplace_back(rs->sink, std::move(o));
+    // Finished requests are retired after the loop: later entries may be their samples.
+    if (rs->group->finished() && std::find(done.begin(), done.end(), rs) == done.end())
+      done.push_back(rs);
+  }
+  for (RequestState* rs : done) finish_request_locked(*rs, out);
+  for (auto& [rs, open] : failed) {
+    std::fprintf(stderr, "[herd] request %s failed: non-finite logits\n", rs->req.id.c_str());
+    for (int i : open)
+      out.emplace_back(rs->sink,
+                       final_abort_output(*rs, i,
+                                          "the model produced a non-finite logit (NaN or "
+                                          "infinity) for this request"));
+    finish_request_locked(*rs, out);
+  }
+  if (check_invariants_) sched_->check_invariants();
 }
 
 // The last delta already in `out` for this request becomes the request's final one.
@@ -429,6 +439,9 @@ void LlmEngine::finish_request_locked(RequestState& rs, std::vector<Delivery>& o
     out.emplace_back(rs.sink, std::move(o));
   }
   if (!rs.started) --num_unstarted_;
+  // Plans still in flight may name its sequences: they find no state when they land.
+  rs.group->handle = nullptr;
+  for (int i = 0; i < rs.group->n(); ++i) rs.group->seq(i).handle = nullptr;
   requests_.erase(rs.req.id);  // destroys rs
 }
 

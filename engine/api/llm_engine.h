@@ -1,12 +1,21 @@
-// LlmEngine: the Engine behind Engine::create. It glues the scheduler (engine/sched), the
-// model (engine/model) and the sampler/stop checker (engine/sample) into one step loop on its
-// own thread:
+// LlmEngine: the engine core behind Engine::create. It owns the requests, the scheduler
+// (engine/sched) and output processing (stop checks, detokenization, deltas); an Executor
+// (engine/exec) runs the plans on the model runner(s) and returns sampled token ids. The step
+// loop runs on the engine's own thread:
 //
-//   lock; apply queued aborts; plan = schedule(); build step buffers; unlock
-//   forward (no lock held: submitters are never blocked by the model)
-//   sample each entry with `sample` (no lock: only this thread changes sequences)
+//   lock; apply queued aborts;
+//         while fewer than max_in_flight plans are in flight: plan = schedule(); submit(plan)
+//   unlock
+//   wait for the oldest plan's result (no lock held: submitters are never blocked by the model)
 //   lock; on_step_done; stop checks; make Output deltas; unlock
 //   call the sinks (no lock held, so a sink may call abort() or add_request())
+//
+// Plans in flight: max_in_flight is the pipeline depth (--micro-batches, default one plan per
+// pipeline stage; 1 in one process unless --micro-batches asks for more, which overlaps
+// scheduling with the forward). The scheduler counts tokens as scheduled when it plans them
+// and never plans a sequence whose sampled token is still in flight; a request aborted while
+// a plan names it is retired at once (its final delta goes out) but its sequences and blocks
+// stay alive until that plan has landed, and the landed entries are ignored.
 //
 // add_request() runs the scheduler's admission checks synchronously under the lock, so bad
 // requests fail in the caller with InvalidArgument. abort() only queues the id together with
@@ -18,14 +27,16 @@
 // Failures: a logits row holding a NaN or an infinity fails only its request (final delta
 // with `error`, counted in EngineStats::nonfinite_logit_errors); the other rows of the batch
 // are sampled as usual. An exception escaping a step (the backend's forward, e.g. a CUDA
-// error, or broken scheduler state) makes the engine unhealthy for good: every live request
-// ends with `error`, health() reports the reason and add_request throws EngineUnavailable.
+// error, a dead or hung rank, or broken scheduler state) makes the engine unhealthy for good:
+// every live request ends with `error`, health() reports the reason and add_request throws
+// EngineUnavailable.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -35,9 +46,8 @@
 #include <vector>
 
 #include "engine/api/engine.h"
+#include "engine/exec/executor.h"
 #include "engine/model/config.h"
-#include "engine/model/llama.h"
-#include "engine/sample/sampler.h"
 #include "engine/sample/stop_checker.h"
 #include "engine/sched/scheduler.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -53,7 +63,11 @@ struct EngineParts {
   ModelConfig config;
   std::shared_ptr<const LlamaWeights> weights;
   std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Backend> backend;  // with weights: LlmEngine runs a LocalExecutor on them
+  // Or an executor already built (RankExecutor over MPI ranks; tests). kv_block_bytes is then
+  // the most KV bytes one block takes on any rank (it sizes the pool from --kv-cache-gb).
+  std::unique_ptr<Executor> executor;
+  size_t kv_block_bytes = 0;
 };
 
 class LlmEngine final : public Engine {
@@ -79,8 +93,7 @@ class LlmEngine final : public Engine {
   // Test hook: called on the engine thread for every logits row about to be sampled, after
   // the forward, with no lock held (it may call abort() or add_request()); it may change the
   // row (e.g. poison it with a NaN). Set it before adding requests.
-  using LogitsHook =
-      std::function<void(const std::string& request_id, int sample_index, std::span<float> row)>;
+  // Runs on the executor's thread (LocalExecutor only).
   void set_logits_hook(LogitsHook hook);
 
  private:
@@ -102,11 +115,17 @@ class LlmEngine final : public Engine {
     uint64_t serial = 0;
   };
   using Delivery = std::pair<OutputSink, Output>;
+  struct InFlight {
+    StepPlan plan;
+    std::future<ExecResult> result;
+  };
 
   void add_locked(Request req, OutputSink sink, bool bypass_queue_limit);
   void loop();
   // Runs one step, appending the deltas to deliver; false when there was nothing to do.
   bool run_step(std::vector<Delivery>& out);
+  ExecPlan make_exec_plan_locked(const StepPlan& plan);
+  void land_locked(const StepPlan& plan, ExecResult& r, std::vector<Delivery>& out);
   void apply_aborts_locked(std::vector<Delivery>& out);
   void finish_request_locked(RequestState& rs, std::vector<Delivery>& out);
   void fail_all_locked(const std::string& error, std::vector<Delivery>& out);
@@ -123,19 +142,16 @@ class LlmEngine final : public Engine {
   SchedulerConfig sched_config_;
   std::vector<int32_t> eos_ids_;
 
+  std::unique_ptr<Executor> executor_;  // after backend_: destroyed before it
+  int max_in_flight_ = 1;
   // Engine-thread only (no lock needed).
-  std::unique_ptr<KvCache> kv_;
-  std::unique_ptr<LlamaModel> model_;
-  Sampler sampler_;
-  StepInput step_input_;
-  std::vector<float> logits_;
+  std::deque<InFlight> in_flight_;
 
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
   std::unique_ptr<Scheduler> sched_;
   std::unordered_map<std::string, std::unique_ptr<RequestState>> requests_;
   std::deque<PendingAbort> pending_aborts_;
-  LogitsHook logits_hook_;
   uint64_t next_serial_ = 1;
   int num_unstarted_ = 0;
   bool healthy_ = true;
@@ -146,6 +162,7 @@ class LlmEngine final : public Engine {
   int64_t prompt_tokens_ = 0;
   int64_t generation_tokens_ = 0;
   int64_t steps_ = 0;
+  int64_t steps_submitted_ = 0;
 
   std::thread thread_;
 };

@@ -85,7 +85,7 @@ SampleResult Sampler::sample(std::span<float> logits, const SampleInput& in) {
   const bool want_logprobs = p.logprobs.has_value();
   if (want_logprobs) raw_.assign(logits.begin(), logits.end());
 
-  if (in.output_ids.size() < size_t(std::max(p.min_tokens, 0))) {
+  if (in.num_generated < uint32_t(std::max(p.min_tokens, 0))) {
     if (!p.ignore_eos) mask_tokens(logits, in.eos_ids);
     mask_tokens(logits, p.stop_token_ids);
   }
@@ -104,7 +104,7 @@ SampleResult Sampler::sample(std::span<float> logits, const SampleInput& in) {
     apply_top_k_top_p(logits, p.top_k, float(p.top_p), ws_);
 
     result.token = inverse_cdf(
-        logits, sampling_uniform(in.seed, in.sample_index, uint32_t(in.output_ids.size())));
+        logits, sampling_uniform(in.seed, in.sample_index, in.num_generated));
   }
   if (want_logprobs) result.logprob = compute_logprobs(raw_, result.token, *p.logprobs);
   return result;

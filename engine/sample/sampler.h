@@ -9,7 +9,7 @@
 //     m = the max logit, w[i] = sampler_exp(l[i] - m) (row_math.h), the ids cut into blocks
 //     of kSumBlock with fp64 block sums S[b] = lane_sum(w of block b) and W = S[0] + S[1] + ...
 //     (in block order, fp64), u = sampling_uniform(seed, sample_index, position) (rng.h) where
-//     position = the number of tokens the sample has generated so far, target = u * W.
+//     position = num_generated (the tokens the sample has generated so far), target = u * W.
 //     The block is the first b with S[0] + ... + S[b] > target (running fp64 sum); inside it,
 //     starting from S[0] + ... + S[b-1], add w[i] (fp64) id by id: the token is the first id
 //     where the sum exceeds target; if rounding leaves none, the block's last id with w > 0
@@ -36,6 +36,9 @@ struct SampleInput {
   std::span<const int32_t> prompt_ids;  // for the repetition penalty
   std::span<const int32_t> output_ids;  // this sample's tokens so far
   std::span<const int32_t> eos_ids;     // the model's eos ids (for the min_tokens mask)
+  // Tokens the sample has generated so far: the RNG position and the min_tokens count.
+  // output_ids may be left empty when no penalty reads it (exec_plan.h copies it only then).
+  uint32_t num_generated = 0;
 };
 
 struct SampleResult {
