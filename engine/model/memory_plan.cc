@@ -74,26 +74,38 @@ LayerBytes layer_bytes(const PlanShape& s, int tp, DType wdt, bool fp8_ffn) {
 }
 
 void check_options(const PlanShape& s, const PlanOptions& o) {
-  if (!(o.gpu_memory_gib > 0) || !std::isfinite(o.gpu_memory_gib))
-    throw InvalidArgument("gpu-memory-gb", "--gpu-memory-gb must be > 0");
+  // Upper bounds are herd serve's own (cli/cmd_serve.cc), and keep every product below in
+  // int64 range.
+  if (!(o.gpu_memory_gib > 0 && o.gpu_memory_gib <= 1e6))
+    throw InvalidArgument("gpu-memory-gb", "--gpu-memory-gb must be > 0 (and at most 1e6 GiB)");
   if (!(o.gpu_memory_utilization > 0 && o.gpu_memory_utilization <= 1))
     throw InvalidArgument(
         "gpu-memory-utilization",
         "--gpu-memory-utilization must be in (0, 1], got " + fixed(o.gpu_memory_utilization, 3));
   if (o.block_size < 1 || o.block_size > 1024)
     throw InvalidArgument("block-size", "--block-size must be in [1, 1024]");
-  if (o.max_num_seqs < 1) throw InvalidArgument("max-num-seqs", "--max-num-seqs must be >= 1");
-  if (o.max_num_batched_tokens < 1)
-    throw InvalidArgument("max-num-batched-tokens", "--max-num-batched-tokens must be >= 1");
-  if (o.max_model_len < 0) throw InvalidArgument("max-model-len", "--max-model-len must be >= 0");
-  if (o.micro_batches < 0)
-    throw InvalidArgument("micro-batches", "--micro-batches must be >= 0 (0 = one per stage)");
+  if (o.max_num_seqs < 1 || o.max_num_seqs > (1 << 20))
+    throw InvalidArgument("max-num-seqs", "--max-num-seqs must be in [1, 1048576]");
+  if (o.max_num_batched_tokens < 1 || o.max_num_batched_tokens > (1 << 24))
+    throw InvalidArgument("max-num-batched-tokens",
+                          "--max-num-batched-tokens must be in [1, 16777216]");
+  if (o.max_model_len < 0 || o.max_model_len > (1 << 24))
+    throw InvalidArgument("max-model-len", "--max-model-len must be in [0, 16777216]");
+  if (o.micro_batches < 0 || o.micro_batches > 4096)
+    throw InvalidArgument("micro-batches",
+                          "--micro-batches must be in [0, 4096] (0 = one per stage)");
   for (DType t : {o.weight_dtype, o.kv_dtype})
     if (t == DType::kI32) throw InvalidArgument("dtype", "weights and KV are bf16, f16 or f32");
   if (o.runtime_reserve_bytes < 0) throw InvalidArgument("reserve-gb", "--reserve-gb must be >= 0");
   if (s.num_layers < 1 || s.hidden_size < 1 || s.num_heads < 1 || s.num_kv_heads < 1 ||
       s.head_dim < 1 || s.vocab_size < 1 || s.intermediate_size < 1)
     throw InvalidArgument("model", "model shape '" + s.name + "' has a non-positive dimension");
+  // Far beyond any Llama (405B: 126 layers, intermediate 53248), and small enough that no
+  // byte count overflows int64.
+  constexpr int64_t kMaxDim = int64_t(1) << 20;
+  if (s.num_layers > 4096 || s.hidden_size > kMaxDim || s.intermediate_size > kMaxDim ||
+      s.num_heads * s.head_dim > kMaxDim || s.vocab_size > (int64_t(1) << 24))
+    throw InvalidArgument("model", "model shape '" + s.name + "' is too large to plan");
 }
 
 }  // namespace
