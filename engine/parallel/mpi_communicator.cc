@@ -290,7 +290,11 @@ void MpiRuntime::abort_job(int code, const std::string& message) {
   int rank = 0;
   const bool mpi = mpi_initialized();
   if (mpi) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  std::fprintf(stderr, "herd: rank %d: %s\n", rank, message.c_str());
+  // CommError messages already start with "rank R: "; others get the rank in front.
+  if (message.starts_with("rank "))
+    std::fprintf(stderr, "herd: %s\n", message.c_str());
+  else
+    std::fprintf(stderr, "herd: rank %d: %s\n", rank, message.c_str());
   std::fflush(stderr);
   // MPI_Abort makes the launcher kill every rank, including those blocked in a call without
   // a deadline (MPI_Comm_split, a peer's MPI_Mrecv).

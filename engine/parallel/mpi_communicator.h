@@ -103,7 +103,8 @@ class MpiRuntime {
   // MPI_COMM_WORLD; throws herd::Error when !active() (single process, no MPI).
   MpiCommunicator& world();
 
-  // Prints "herd: rank R: <message>" on stderr and ends every rank of the job with `code`
+  // Prints "herd: rank R: <message>" (or "herd: <message>" when it starts with "rank ", as
+  // CommError's do) on stderr and ends every rank of the job with `code`
   // (MPI_Abort); without MPI ends this process. What rank 0 does when a peer timed out.
   [[noreturn]] static void abort_job(int code, const std::string& message);
 
