@@ -46,9 +46,12 @@ int to_count(size_t n, const char* op) {
 
 MPI_Datatype sum_type(DType t) {
   switch (t) {
-    case DType::kF32: return MPI_FLOAT;
-    case DType::kI32: return MPI_INT32_T;
-    default: return MPI_DATATYPE_NULL;  // 16-bit: summed through an fp32 scratch
+    case DType::kF32:
+      return MPI_FLOAT;
+    case DType::kI32:
+      return MPI_INT32_T;
+    default:
+      return MPI_DATATYPE_NULL;  // 16-bit: summed through an fp32 scratch
   }
 }
 
@@ -121,8 +124,8 @@ void MpiCommunicator::wait(MPI_Request& req, MPI_Status* status, const std::stri
       return;
     }
   }
-  throw CommError("rank " + std::to_string(world_rank_) + ": " + what +
-                  " got no answer within " + std::to_string(timeout_ms_) + " ms");
+  throw CommError("rank " + std::to_string(world_rank_) + ": " + what + " got no answer within " +
+                  std::to_string(timeout_ms_) + " ms");
 }
 
 void MpiCommunicator::all_reduce_sum(void* data, size_t count, DType dtype) {
@@ -227,6 +230,11 @@ void MpiCommunicator::barrier() {
 }
 
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
+  // A negative color is MPI_UNDEFINED's territory (no communicator at all): not part of the
+  // interface, where every rank gets a group.
+  if (color < 0)
+    throw CommError("rank " + std::to_string(world_rank_) + ": split color " +
+                    std::to_string(color) + " must be >= 0");
   MPI_Request req;
   check(MPI_Ibarrier(comm_, &req), "MPI_Ibarrier");
   wait(req, nullptr, over_all("split"), false);
@@ -262,13 +270,12 @@ MpiRuntime::MpiRuntime() {
   MPI_Initialized(&already);
   if (!already) {
     int provided = 0;
-    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided),
-          "MPI_Init_thread");
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
     initialized_here_ = true;
     if (provided < MPI_THREAD_SERIALIZED)
       throw Error("the MPI library provides thread level " + std::to_string(provided) +
-                  "; herd needs MPI_THREAD_SERIALIZED (" +
-                  std::to_string(MPI_THREAD_SERIALIZED) + ")");
+                  "; herd needs MPI_THREAD_SERIALIZED (" + std::to_string(MPI_THREAD_SERIALIZED) +
+                  ")");
   }
   world_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, false);
   world_rank_ = world_->rank();

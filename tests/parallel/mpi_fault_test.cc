@@ -2,12 +2,11 @@
 // leave the other ranks waiting. Each test launches `mpirun -np 2 herd_mpi_fault MODE` as a
 // child process with a deadline, and reads its combined output.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -76,8 +75,7 @@ JobResult run_job(const std::string& mode, double deadline_s) {
   if (!res.finished) kill(-pid, SIGKILL);
   int st = 0;
   waitpid(pid, &st, 0);
-  res.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   res.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return res;
 }

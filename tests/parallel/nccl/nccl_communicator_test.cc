@@ -1,11 +1,12 @@
 // NcclCommunicator across ranks, one GPU per rank (CUDA builds; runs under mpirun like
 // herd_mpi_tests). Without enough GPUs every test skips with the reason (NCCL refuses two
 // ranks on one device), so CI without a GPU only proves that it compiles and links.
+#include "kernels/cuda/nccl_communicator.h"
+
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include "engine/parallel/mpi_communicator.h"
-#include "kernels/cuda/nccl_communicator.h"
 
 namespace herd {
 namespace {

@@ -1,13 +1,13 @@
 // MpiCommunicator across real ranks: this binary runs under mpirun (tests/parallel/CMakeLists
 // herd_mpi_test, np 2 and 4). Every rank runs every test in the same order, so the
 // collectives of one test meet the same collectives on the other ranks.
+#include "engine/parallel/mpi_communicator.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstring>
 #include <numeric>
-
-#include "engine/parallel/mpi_communicator.h"
 
 namespace herd {
 namespace {
@@ -198,9 +198,8 @@ TEST(MpiCommunicator, RecvTimeoutNamesThePeerAndLeavesCommUsable) {
       } catch (const CommError& e) {
         what = e.what();
       }
-      const double ms = std::chrono::duration<double, std::milli>(
-                            std::chrono::steady_clock::now() - t0)
-                            .count();
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       EXPECT_NE(what.find("rank 1"), std::string::npos) << what;
       EXPECT_NE(what.find("300 ms"), std::string::npos) << what;
       EXPECT_NE(what.find(kind == 0 ? "recv with" : "recv_bytes with"), std::string::npos) << what;
