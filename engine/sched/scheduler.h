@@ -55,6 +55,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <set>
@@ -83,6 +84,12 @@ struct SchedulerConfig {
   // With chunked prefill: the most prompt (or recompute) tokens one sequence runs in one step
   // (vLLM's long_prefill_token_threshold); 0 = no cap beyond max_num_batched_tokens.
   int long_prefill_token_threshold = 0;
+  // Plans the executor keeps in flight at once (pipeline stages / micro-batches). When > 1 a
+  // plan takes at most ceil(R / micro_batches) sequences, R = running sequences (in-flight ones
+  // included) plus those admission may still add, so that the plans in flight split the batch
+  // evenly instead of the first one taking everything and the next finding only sequences
+  // that wait for their sampled token. 1 = no cap.
+  int micro_batches = 1;
 };
 
 struct SchedulerStats {
@@ -102,11 +109,20 @@ class Scheduler {
   // [1, max_num_seqs], max_tokens < 1, or a request that could never fit the pool.
   std::shared_ptr<SequenceGroup> add_request(NewRequest req);
 
+  // Makes the next plan. It may be called again before earlier plans have landed (see the
+  // in-flight contract at the top). A non-empty plan is in flight until on_step_done(plan);
+  // an empty one is never in flight.
   StepPlan schedule();
 
-  // `sampled` holds one token per entry with `sample` set, in entry order. Returns the
+  // Lands a plan: `sampled` holds one token per entry with `sample` set, in entry order.
+  // Non-empty plans must land in the order they were made: throws std::logic_error for any
+  // other plan than the oldest in flight (std::invalid_argument for a wrong number of sampled
+  // tokens; the plan then stays in flight). Landing an empty plan is a no-op. Returns the
   // sequences it finished with kLength (max_tokens reached or max_model_len reached).
   std::vector<Sequence*> on_step_done(const StepPlan& plan, std::span<const int32_t> sampled);
+
+  // Non-empty plans made and not landed yet.
+  int num_in_flight() const { return int(in_flight_.size()); }
 
   // Finishes one sample (the engine's stop checker decided), freeing its blocks. No-op if it
   // already finished.
@@ -132,6 +148,19 @@ class Scheduler {
   struct Order {
     bool operator()(const Sequence* a, const Sequence* b) const;
   };
+  // What a plan in flight will do to each sequence it names, kept so that landing and
+  // check_invariants() need not trust the caller's copy of the plan.
+  struct Landing {
+    Sequence* seq;
+    int start;
+    int num_tokens;
+    bool sample;
+  };
+  struct InFlight {
+    int64_t id;
+    std::vector<Landing> entries;
+  };
+  enum class Ran { kScheduled, kGone, kWaits };
   bool reserve() const { return config_.policy == AdmissionPolicy::kReserve; }
   int max_len_tokens(const SequenceGroup& g) const;
   void add_entry(StepPlan& plan, Sequence* s, int n);
@@ -139,8 +168,10 @@ class Scheduler {
   void preempt(Sequence* s, StepPlan& plan);
   void charge(Sequence* s, int taken);
   int prefill_cap(int remaining, int budget) const;
-  bool run_running(std::vector<Sequence*>& order, size_t i, std::vector<char>& scheduled,
-                   int& budget, StepPlan& plan);
+  Ran run_running(std::vector<Sequence*>& order, size_t i, std::vector<char>& scheduled,
+                  int& budget, StepPlan& plan);
+  int micro_batch_cap() const;
+  int64_t available_blocks() const { return kv_.pool().num_free_blocks() - reserved_total_; }
   void insert_running(Sequence* s);
   void erase_running(Sequence* s);
   void maybe_share_prompt(SequenceGroup& g);
@@ -150,7 +181,15 @@ class Scheduler {
   SchedulerConfig config_;
   KvCacheManager kv_;
   std::unordered_map<std::string, std::shared_ptr<SequenceGroup>> groups_;
-  std::vector<std::shared_ptr<SequenceGroup>> retired_;  // finished; dropped at next schedule()
+  // Finished groups, dropped by the first schedule() after no plan in flight names any of
+  // their samples (so Sequence pointers of landed plans stay valid until the next schedule()).
+  std::vector<std::shared_ptr<SequenceGroup>> retired_;
+  std::deque<InFlight> in_flight_;  // oldest first
+  int64_t next_plan_id_ = 0;
+  // available_blocks() when admission last stopped because the pool (or reservations) could
+  // not take the queue head: until more blocks are free, waiting sequences do not count
+  // towards the micro-batch cap's R.
+  int64_t blocked_at_ = -1;
   std::set<Sequence*, Order> waiting_;
   std::vector<Sequence*> running_;  // sorted by Order
   int64_t next_arrival_ = 0;

@@ -7,7 +7,6 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
 #include <vector>
 
 #include "engine/sched/sequence.h"
@@ -19,13 +18,17 @@ struct ScheduledSeq {
   int start = 0;                         // == tokens already cached for this sequence
   int num_tokens = 0;                    // new tokens this step
   std::vector<int32_t> token_ids;        // tokens [start, start + num_tokens)
-  std::span<const int32_t> block_table;  // valid until the next scheduler call that frees
+  // A copy of the sequence's block table as of this plan (at least up to start + num_tokens):
+  // the executor may read a plan after later schedule() calls have grown (reallocated) the
+  // sequence's own table.
+  std::vector<int32_t> block_table;
   bool sample = false;
 
   int position(int i) const { return start + i; }
 };
 
 struct StepPlan {
+  int64_t id = -1;                    // increasing per non-empty plan; -1 for an empty plan
   std::vector<ScheduledSeq> entries;  // running sequences first, then newly admitted ones
   std::vector<Sequence*> preempted;   // freed this step; they wait to recompute
   int num_batched_tokens = 0;
