@@ -244,8 +244,7 @@ StepPlan Scheduler::schedule() {
   if (plan.preempted.empty() && !starved) {
     bool only_reserved = false;
     for (auto it = waiting_.begin(); it != waiting_.end();) {
-      if (budget <= 0 || int(running_.size()) >= config_.max_num_seqs ||
-          plan.entries.size() >= cap)
+      if (budget <= 0 || int(running_.size()) >= config_.max_num_seqs || plan.entries.size() >= cap)
         break;
       Sequence* s = *it++;  // advance first: admission erases s
       if (only_reserved && !s->group().reserved_) continue;

@@ -33,7 +33,8 @@ Scheduler::Scheduler(const SchedulerConfig& config)
                               " exceeds the KV cache capacity of " +
                               std::to_string(int64_t(config.num_blocks) * config.block_size) +
                               " tokens");
-  if (config.micro_batches < 1) throw InvalidArgument("micro_batches", "micro_batches must be >= 1");
+  if (config.micro_batches < 1)
+    throw InvalidArgument("micro_batches", "micro_batches must be >= 1");
   if (!config.enable_chunked_prefill && config.max_num_batched_tokens < config.max_model_len)
     throw InvalidArgument(
         "max_num_batched_tokens",

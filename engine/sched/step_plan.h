@@ -15,9 +15,9 @@ namespace herd {
 
 struct ScheduledSeq {
   Sequence* seq = nullptr;
-  int start = 0;                         // == tokens already cached for this sequence
-  int num_tokens = 0;                    // new tokens this step
-  std::vector<int32_t> token_ids;        // tokens [start, start + num_tokens)
+  int start = 0;                   // == tokens already cached for this sequence
+  int num_tokens = 0;              // new tokens this step
+  std::vector<int32_t> token_ids;  // tokens [start, start + num_tokens)
   // A copy of the sequence's block table as of this plan (at least up to start + num_tokens):
   // the executor may read a plan after later schedule() calls have grown (reallocated) the
   // sequence's own table.
