@@ -1,9 +1,11 @@
 // StepPlan: what the engine must run in one step. For each scheduled sequence, the tokens
 // [start, start + num_tokens) of prompt ++ output, at positions start.., with KV slots given by
 // its block table (slot of position p = block_table[p / block_size] * block_size +
-// p % block_size). Tokens [0, start) already have KV (computed earlier, a prefix-cache hit or a
-// shared prompt). When `sample` is set the step reaches the end of the sequence's known tokens,
-// so the engine samples one token from the logits of its last position.
+// p % block_size). Tokens [0, start) have KV once every earlier plan has run (computed earlier,
+// a prefix-cache hit, a shared prompt, or a chunk of an earlier plan still in flight: plans
+// run in the order they were made). When `sample` is set the step reaches the end of the
+// sequence's known tokens, so the engine samples one token from the logits of its last
+// position.
 #pragma once
 
 #include <cstdint>
