@@ -202,6 +202,30 @@ TEST(SchedulerPipeline, MicroBatchesSplitEightDecodesFourAndFour) {
   EXPECT_EQ(both.size(), 8u);
 }
 
+TEST(SchedulerPipeline, MicroBatchesMustBePositive) {
+  auto c = config();
+  c.micro_batches = 0;
+  EXPECT_THROW(Scheduler{c}, InvalidArgument);
+}
+
+TEST(SchedulerPipeline, FinishOfADecodeInFlightSkipsItsLanding) {
+  Scheduler s(config());
+  s.add_request(req("a", 10, 5));
+  const StepPlan p1 = s.schedule();
+  s.on_step_done(p1, tokens_for(p1));
+  const StepPlan p2 = s.schedule();  // a decodes
+  ASSERT_EQ(p2.entries.size(), 1u);
+  Sequence* a = p2.entries[0].seq;
+  s.finish(a, FinishReason::kStop);  // e.g. a stop string seen late
+  EXPECT_GT(s.kv().pool().num_owned_blocks(), 0);
+  s.check_invariants();
+  EXPECT_TRUE(s.on_step_done(p2, tokens_for(p2)).empty());
+  EXPECT_EQ(a->output().size(), 1u);  // the landed token is not appended
+  EXPECT_EQ(a->finish_reason(), FinishReason::kStop);
+  EXPECT_EQ(s.kv().pool().num_owned_blocks(), 0);
+  s.check_invariants();
+}
+
 TEST(SchedulerPipeline, PreemptionNeverPicksASequenceInFlight) {
   auto c = config(/*num_blocks=*/3, /*block_size=*/4);
   c.max_num_batched_tokens = 4;
