@@ -161,8 +161,8 @@ int Scheduler::prefill_cap(int remaining, int budget) const {
 // Gives the running sequence order[i] its tokens this step, preempting (optimistic policy)
 // the least important running sequence neither given tokens this step nor named by a plan in
 // flight (its blocks are still being written) while the pool is dry. kGone when order[i]
-// itself had to be preempted; kWaits when it is in flight and nothing can be preempted: it
-// keeps its blocks and waits for its plans to land.
+// itself had to be preempted; kWaits when no other victim exists and plans are in flight: it
+// keeps its blocks and waits for them to land.
 Scheduler::Ran Scheduler::run_running(std::vector<Sequence*>& order, size_t i,
                                       std::vector<char>& scheduled, int& budget, StepPlan& plan) {
   Sequence* s = order[i];
@@ -174,7 +174,10 @@ Scheduler::Ran Scheduler::run_running(std::vector<Sequence*>& order, size_t i,
     if (release_idle_shared(nullptr)) continue;
     size_t v = order.size() - 1;
     while (v > i && (scheduled[v] || order[v]->in_flight_ > 0)) --v;
-    if (v == i && s->in_flight_ > 0) return Ran::kWaits;
+    // Only order[i] itself is left. While plans are in flight it waits for them to land
+    // (they free or release blocks) rather than throw its own KV away; with none in flight
+    // it is preempted so that the others can go on.
+    if (v == i && !in_flight_.empty()) return Ran::kWaits;
     Sequence* victim = order[v];  // v >= i: order[i] itself is never scheduled yet
     preempt(victim, plan);
     order.erase(order.begin() + std::ptrdiff_t(v));
