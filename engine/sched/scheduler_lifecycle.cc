@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 #include "engine/common/error.h"
 #include "engine/sched/scheduler.h"
@@ -32,6 +33,8 @@ Scheduler::Scheduler(const SchedulerConfig& config)
                               " exceeds the KV cache capacity of " +
                               std::to_string(int64_t(config.num_blocks) * config.block_size) +
                               " tokens");
+  if (config.micro_batches < 1)
+    throw InvalidArgument("micro_batches", "micro_batches must be >= 1");
   if (!config.enable_chunked_prefill && config.max_num_batched_tokens < config.max_model_len)
     throw InvalidArgument(
         "max_num_batched_tokens",
@@ -109,12 +112,36 @@ std::vector<Sequence*> Scheduler::on_step_done(const StepPlan& plan,
     throw std::invalid_argument("on_step_done: " + std::to_string(sampled.size()) +
                                 " sampled tokens for " + std::to_string(plan.num_to_sample()) +
                                 " sampling entries");
+  if (plan.entries.empty()) return {};  // never in flight: nothing to land
+  if (in_flight_.empty() || in_flight_.front().id != plan.id)
+    throw std::logic_error(
+        "on_step_done: plan " + std::to_string(plan.id) + " landed out of order (" +
+        (in_flight_.empty() ? std::string("none in flight")
+                            : "oldest in flight is " + std::to_string(in_flight_.front().id)) +
+        ")");
+  const InFlight& f = in_flight_.front();
+  if (f.entries.size() != plan.entries.size())
+    throw std::logic_error("on_step_done: plan " + std::to_string(plan.id) + " was changed");
+  for (size_t i = 0; i < f.entries.size(); ++i)
+    if (f.entries[i].seq != plan.entries[i].seq ||
+        f.entries[i].num_tokens != plan.entries[i].num_tokens)
+      throw std::logic_error("on_step_done: plan " + std::to_string(plan.id) + " was changed");
+  const std::vector<Landing> landed = std::move(in_flight_.front().entries);
+  in_flight_.pop_front();
+
   std::vector<Sequence*> finished;
   size_t k = 0;
-  for (const ScheduledSeq& e : plan.entries) {
+  for (const Landing& e : landed) {
     const int32_t token = e.sample ? sampled[k++] : 0;
     Sequence* s = e.seq;
-    if (s->status_ != SeqStatus::kRunning) continue;  // finished or aborted during the step
+    --s->in_flight_;
+    if (s->status_ != SeqStatus::kRunning) {
+      // Finished or aborted while in flight: its KV is not committed to the prefix cache (it
+      // may belong to an aborted request), and its blocks go back once no plan writes them.
+      if (!s->finished()) throw std::logic_error("on_step_done: landed a sequence not running");
+      if (s->in_flight_ == 0) kv_.free(s->table_);
+      continue;
+    }
     if (e.start != s->num_computed_) throw std::logic_error("on_step_done: stale plan entry");
     s->num_computed_ += e.num_tokens;
     kv_.commit_computed(s->table_, s->key_inputs(), s->num_computed_);
@@ -136,7 +163,8 @@ void Scheduler::finish(Sequence* s, FinishReason reason) {
   } else {
     waiting_.erase(s);
   }
-  kv_.free(s->table_);
+  // A plan in flight may still write these blocks: they are freed when the last one lands.
+  if (s->in_flight_ == 0) kv_.free(s->table_);
   reserved_total_ -= s->reserve_left_;
   s->reserve_left_ = 0;
   s->status_ = SeqStatus::kFinished;
@@ -145,7 +173,8 @@ void Scheduler::finish(Sequence* s, FinishReason reason) {
   maybe_release_shared(g);
   if (g.finished()) {
     const auto it = groups_.find(g.request_id_);
-    retired_.push_back(it->second);  // keeps `s` valid until the next schedule()
+    // Keeps `s` valid for plans in flight and until the next schedule() after they land.
+    retired_.push_back(it->second);
     groups_.erase(it);
   }
 }
@@ -170,6 +199,13 @@ void Scheduler::check_invariants() const {
   std::vector<const BlockTable*> tables;
   size_t live = 0;
   int64_t reserved = 0;
+  // Plans in flight, per sequence, oldest first.
+  std::unordered_map<const Sequence*, std::vector<const Landing*>> flying;
+  for (size_t i = 0; i < in_flight_.size(); ++i) {
+    if (i > 0 && in_flight_[i].id <= in_flight_[i - 1].id) broken("plans in flight out of order");
+    for (const Landing& e : in_flight_[i].entries) flying[e.seq].push_back(&e);
+  }
+  size_t named = 0;  // sequences named in flight that belong to a live or retired group
   auto check_group = [&](const SequenceGroup& g, bool retired) {
     if (!g.shared_.empty()) {
       if (g.shared_.num_blocks() != g.num_shared_blocks_)
@@ -182,9 +218,31 @@ void Scheduler::check_invariants() const {
       tables.push_back(&s.table_);
       if (s.reserve_left_ < 0) broken(id + ": negative reservation");
       reserved += s.reserve_left_;
+      if (s.num_scheduled_ < s.num_computed_) broken(id + ": scheduled behind computed");
+      const auto fit = flying.find(&s);
+      const size_t nf = fit == flying.end() ? 0 : fit->second.size();
+      named += nf > 0;
+      if (int(nf) != s.in_flight_) broken(id + ": in-flight count out of sync");
+      if (s.status_ != SeqStatus::kFinished && nf > 0) {
+        // Its plans in flight continue each other from num_computed to num_scheduled, and a
+        // sampling entry (whose token is not known yet) is its last.
+        int at = s.num_computed_;
+        for (size_t j = 0; j < nf; ++j) {
+          const Landing& e = *fit->second[j];
+          if (e.start != at) broken(id + ": plans in flight do not continue each other");
+          if (e.sample && j + 1 != nf) broken(id + ": scheduled again before its sample landed");
+          if (e.sample != (e.start + e.num_tokens == s.num_tokens()))
+            broken(id + ": sampling entry not at the end of its known tokens");
+          at += e.num_tokens;
+        }
+        if (at != s.num_scheduled_) broken(id + ": scheduled tokens not in flight");
+      } else if (s.status_ != SeqStatus::kFinished && s.num_scheduled_ != s.num_computed_) {
+        broken(id + ": scheduled tokens without a plan in flight");
+      }
       switch (s.status_) {
         case SeqStatus::kFinished:
-          if (!s.table_.empty()) broken(id + ": finished but holds blocks");
+          if (!s.table_.empty() && s.in_flight_ == 0)
+            broken(id + ": finished but holds blocks no plan in flight names");
           if (s.reserve_left_ != 0) broken(id + ": finished but holds a reservation");
           break;
         case SeqStatus::kWaiting:
@@ -192,16 +250,18 @@ void Scheduler::check_invariants() const {
           ++live;
           if (retired) broken(id + ": live in a retired group");
           if (!waiting_.count(const_cast<Sequence*>(&s))) broken(id + ": waiting but not queued");
-          if (!s.table_.empty() || s.num_computed_ != 0) broken(id + ": waiting but holds KV");
+          if (!s.table_.empty() || s.num_computed_ != 0 || s.num_scheduled_ != 0)
+            broken(id + ": waiting but holds KV");
+          if (s.in_flight_ != 0) broken(id + ": waiting but in flight");
           break;
         case SeqStatus::kRunning:
           ++live;
           if (retired) broken(id + ": live in a retired group");
           if (std::find(running_.begin(), running_.end(), &s) == running_.end())
             broken(id + ": running but not listed");
-          if (s.num_computed_ > s.num_tokens()) broken(id + ": computed past its tokens");
-          if (s.table_.num_blocks() * kv_.block_size() < s.num_computed_)
-            broken(id + ": computed tokens without slots");
+          if (s.num_scheduled_ > s.num_tokens()) broken(id + ": scheduled past its tokens");
+          if (s.table_.num_blocks() * kv_.block_size() < s.num_scheduled_)
+            broken(id + ": scheduled tokens without slots");
           if (s.num_tokens() > config_.max_model_len) broken(id + ": longer than max_model_len");
           break;
       }
@@ -212,6 +272,7 @@ void Scheduler::check_invariants() const {
     check_group(*g, false);
   }
   for (const auto& g : retired_) check_group(*g, true);
+  if (named != flying.size()) broken("a plan in flight names a sequence of no request");
   if (live != waiting_.size() + running_.size()) broken("queued sequences of no live request");
   if (int(running_.size()) > config_.max_num_seqs) broken("more than max_num_seqs running");
   if (!std::is_sorted(running_.begin(), running_.end(), Order{}))

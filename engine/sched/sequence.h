@@ -3,9 +3,11 @@
 // is held once (shared_ptr) by the group.
 //
 // A sequence's tokens are prompt ++ output. num_computed is how many of them have KV in its
-// block table; the rest (num_tokens() - num_computed) is what it still has to run. There are
-// no prefill/decode phases: a fresh request, a chunked prefill, a decode and a recompute after
-// preemption are all "run tokens [num_computed, num_tokens)".
+// block table (their plans have landed); num_scheduled >= num_computed is how many are in a
+// plan made so far, landed or still in flight; the rest (num_tokens() - num_scheduled) is what
+// it still has to be given. There are no prefill/decode phases: a fresh request, a chunked
+// prefill, a decode and a recompute after preemption are all "run tokens [num_scheduled,
+// num_tokens)".
 #pragma once
 
 #include <cstdint>
@@ -23,7 +25,8 @@ enum class SeqStatus {
   kWaiting,    // queued, never run (or only run by the shared-prompt fork path)
   kRunning,    // holds blocks, scheduled each step while the budgets allow
   kPreempted,  // was running; its blocks were freed and it waits to recompute
-  kFinished,   // stopped, hit a length limit or was aborted; holds no blocks
+  kFinished,   // stopped, hit a length limit or was aborted; holds no blocks once no plan
+               // in flight names it
 };
 
 class SequenceGroup;
@@ -45,6 +48,9 @@ class Sequence {
   KeyInputs key_inputs() const;
 
   int num_computed() const { return num_computed_; }
+  int num_scheduled() const { return num_scheduled_; }
+  // Plans made but not landed that name this sequence.
+  int num_in_flight() const { return in_flight_; }
   SeqStatus status() const { return status_; }
   bool finished() const { return status_ == SeqStatus::kFinished; }
   FinishReason finish_reason() const { return finish_reason_; }
@@ -61,6 +67,8 @@ class Sequence {
   int index_;
   std::vector<int32_t> output_;
   int num_computed_ = 0;
+  int num_scheduled_ = 0;
+  int in_flight_ = 0;
   SeqStatus status_ = SeqStatus::kWaiting;
   FinishReason finish_reason_ = FinishReason::kNone;
   BlockTable table_;
