@@ -16,13 +16,16 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <random>
 #include <thread>
 
 #include "engine/common/error.h"
 #include "engine/model/llama.h"
+#include "engine/model/make_model.h"
 #include "engine/model/weights.h"
 #include "engine/parallel/thread_communicator.h"
+#include "tests/model/checkpoint_test_util.h"
 
 namespace herd {
 namespace {
@@ -138,9 +141,12 @@ std::vector<std::vector<float>> run_single(const ModelConfig& c,
 }
 
 // Returns the logits of every step from each last-stage TP rank: [tp_rank][step].
+// Each rank's weights: the whole model (sharded by LlamaModel) or the rank's part.
+using WeightsFor = std::function<std::shared_ptr<const LlamaWeights>(const RankLayout&)>;
+
 std::vector<std::vector<std::vector<float>>> run_parallel(const ModelConfig& c,
-                                                          std::shared_ptr<const LlamaWeights> w,
-                                                          int tp, int pp) {
+                                                          const WeightsFor& weights_for, int tp,
+                                                          int pp) {
   ParallelConfig pc;
   pc.tensor_parallel_size = tp;
   pc.pipeline_parallel_size = pp;
@@ -158,7 +164,7 @@ std::vector<std::vector<std::vector<float>>> run_parallel(const ModelConfig& c,
                              int(c.num_key_value_heads), world, rank);
         auto tp_comm = wc.split(l.pp_rank, l.tp_rank);
         auto be = make_cpu_backend(1);
-        LlamaModel model(c, w, *be, 64, 8, l, tp > 1 ? tp_comm.get() : nullptr);
+        LlamaModel model(c, weights_for(l), *be, 64, 8, l, tp > 1 ? tp_comm.get() : nullptr);
         KvCache kv(*be, c, 32, kBlock, l);
         EXPECT_EQ(kv.num_layers(), size_t(l.layer_end - l.layer_begin));
         for (const StepInput& in : schedule()) {
@@ -184,39 +190,85 @@ std::vector<std::vector<std::vector<float>>> run_parallel(const ModelConfig& c,
 
 size_t argmax(const float* x, size_t n) { return size_t(std::max_element(x, x + n) - x); }
 
+// Checks every last-stage TP rank's logits against the single-process ones (greedy argmax
+// identical, all TP ranks identical); returns max |Δ| / max |logit|.
+double compare(const std::vector<std::vector<float>>& want,
+               const std::vector<std::vector<std::vector<float>>>& got, size_t V) {
+  double scale = 0, worst = 0;
+  for (const auto& step : want)
+    for (float x : step) scale = std::max(scale, double(std::fabs(x)));
+  EXPECT_GT(scale, 0.1);
+  for (size_t r = 0; r < got.size(); ++r) {
+    if (got[r].size() != want.size()) {
+      ADD_FAILURE() << "tp rank " << r << " ran " << got[r].size() << " steps";
+      return 1;
+    }
+    for (size_t s = 0; s < want.size(); ++s) {
+      if (got[r][s].size() != want[s].size()) {
+        ADD_FAILURE() << "tp rank " << r << " step " << s << ": wrong number of logits";
+        return 1;
+      }
+      for (size_t i = 0; i < want[s].size(); ++i)
+        worst = std::max(worst, double(std::fabs(got[r][s][i] - want[s][i])));
+      for (size_t row = 0; row < want[s].size() / V; ++row)
+        EXPECT_EQ(argmax(&got[r][s][row * V], V), argmax(&want[s][row * V], V))
+            << "tp rank " << r << " step " << s << " row " << row;
+      // Every TP rank returns the same gathered logits.
+      if (r > 0) {
+        EXPECT_EQ(got[r][s], got[0][s]);
+      }
+    }
+  }
+  return worst / std::max(scale, 1e-30);
+}
+
 class ParallelForwardTest : public ::testing::TestWithParam<std::tuple<int, int, bool>> {};
 
 TEST_P(ParallelForwardTest, LastStageLogitsMatchSingleProcess) {
   const auto [tp, pp, tied] = GetParam();
   const ModelConfig c = config();
-  auto w = random_weights(c, 11, tied);
+  std::shared_ptr<const LlamaWeights> w = random_weights(c, 11, tied);
   const auto want = run_single(c, w);
-  const auto got = run_parallel(c, w, tp, pp);
-  const size_t V = size_t(c.vocab_size);
-  double scale = 0;
-  for (const auto& step : want)
-    for (float x : step) scale = std::max(scale, double(std::fabs(x)));
-  ASSERT_GT(scale, 0.1);
-  double worst = 0;
-  for (int r = 0; r < tp; ++r) {
-    ASSERT_EQ(got[size_t(r)].size(), want.size());
-    for (size_t s = 0; s < want.size(); ++s) {
-      ASSERT_EQ(got[size_t(r)][s].size(), want[s].size());
-      for (size_t i = 0; i < want[s].size(); ++i)
-        worst = std::max(worst, double(std::fabs(got[size_t(r)][s][i] - want[s][i])));
-      for (size_t row = 0; row < want[s].size() / V; ++row)
-        EXPECT_EQ(argmax(&got[size_t(r)][s][row * V], V), argmax(&want[s][row * V], V))
-            << "tp rank " << r << " step " << s << " row " << row;
-      // Every TP rank returns the same gathered logits.
-      if (r > 0) {
-        EXPECT_EQ(got[size_t(r)][s], got[0][s]);
-      }
+  const auto got = run_parallel(
+      c, [&](const RankLayout&) { return w; }, tp, pp);
+  const double ratio = compare(want, got, size_t(c.vocab_size));
+  EXPECT_LE(ratio, 1e-4) << "tp " << tp << " pp " << pp;
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.3g", ratio);
+  RecordProperty("max_abs_diff_over_scale", text);
+}
+
+// The loader's per-rank parts (no whole model in any rank) on make-model's BF16 checkpoints,
+// untied and tied (the last stage's head is then the embedding's vocabulary rows).
+TEST(ParallelModel, ShardedCheckpointMatchesSingleProcess) {
+  for (const char* shape : {"tiny", "tiny-tied"}) {
+    testing::ScratchDir dir;
+    MakeModelOptions o;
+    o.shape = shape;
+    o.output = dir.path();
+    o.seed = 5;
+    o.threads = 1;
+    o.write_tokenizer = false;
+    make_model(o);
+    const ModelConfig c = load_model_config(dir.path());
+    auto whole = std::make_shared<const LlamaWeights>(load_llama_weights(dir.path(), c));
+    const auto want = run_single(c, whole);
+    // tiny: 4 heads, 2 KV heads, 4 layers.
+    for (const auto& [tp, pp] : {std::pair{2, 1}, std::pair{2, 2}, std::pair{1, 4}}) {
+      SCOPED_TRACE(::testing::Message() << shape << " tp " << tp << " pp " << pp);
+      const auto got = run_parallel(
+          c,
+          [&](const RankLayout& l) {
+            auto part = std::make_shared<const LlamaWeights>(load_llama_weights(dir.path(), c, l));
+            EXPECT_EQ(part->layers.size(), size_t(l.layer_end - l.layer_begin));
+            EXPECT_EQ(part->embed_tokens.data != nullptr, l.first_stage());
+            EXPECT_EQ(part->lm_head.data != nullptr, l.last_stage());
+            return part;
+          },
+          tp, pp);
+      EXPECT_LE(compare(want, got, size_t(c.vocab_size)), 1e-4);
     }
   }
-  EXPECT_LE(worst, 1e-4 * scale) << "tp " << tp << " pp " << pp;
-  char ratio[32];
-  std::snprintf(ratio, sizeof(ratio), "%.3g", worst / scale);
-  RecordProperty("max_abs_diff_over_scale", ratio);
 }
 
 INSTANTIATE_TEST_SUITE_P(TpPp, ParallelForwardTest,
