@@ -2,6 +2,21 @@
 // One call runs one varlen step: any mix of prefill chunks and decodes, each sequence reading
 // and writing the paged KV cache through its block table; only the rows listed in
 // logits_rows are projected to the vocabulary.
+//
+// Parallel: a LlamaModel is one rank's part of a tensor-parallel x pipeline-parallel job
+// (engine/parallel/layout.h). It holds only its stage's layers, and with tp_size > 1 only its
+// shard of each layer (Megatron: q/k/v and gate/up column-parallel, o_proj and down_proj
+// row-parallel, each followed by an all-reduce over the TP communicator; lm_head
+// vocab-parallel, its logits all-gathered so that every TP rank of the last stage returns the
+// full [rows, vocab]). One step on a rank:
+//   first stage:      token ids -> embedding -> its layers
+//   other stages:     the executor receives the previous stage's hidden states into
+//                     hidden_states(T) before forward()
+//   non-last stages:  after forward(), hidden_states(T) holds the residual stream after the
+//                     stage's last layer (every residual add done; the next stage's first
+//                     input norm not yet applied): the executor sends it on
+//   last stage:       final norm + lm_head on logits_rows -> logits
+// The default layout (one stage, tp 1) is the whole model, exactly the single-process path.
 #pragma once
 
 #include <cstdint>
@@ -9,16 +24,21 @@
 #include <vector>
 
 #include "engine/model/config.h"
+#include "engine/parallel/layout.h"
 #include "kernels/backend.h"
 
 namespace herd {
 
 struct LlamaWeights;
+class Communicator;
 
-// The paged KV cache of all layers, in the backend's memory.
+// The paged KV cache of the rank's layers (all of them by default), in the backend's memory:
+// with a layout, only the stage's layers (layer(i) is layer layer_begin + i) and the rank's
+// num_key_value_heads / tp_size KV heads.
 class KvCache {
  public:
-  KvCache(Backend& backend, const ModelConfig& cfg, int64_t num_blocks, int block_size);
+  KvCache(Backend& backend, const ModelConfig& cfg, int64_t num_blocks, int block_size,
+          const RankLayout& layout = {});
   ~KvCache();
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
@@ -26,8 +46,11 @@ class KvCache {
   KvLayer& layer(size_t i) { return layers_[i]; }
   int64_t num_blocks() const { return num_blocks_; }
   int block_size() const { return block_size_; }
-  // Bytes one block takes over all layers (K and V): sizes pools from a memory budget.
-  static size_t bytes_per_block(const ModelConfig& cfg, int block_size, DType kv_dtype);
+  size_t num_layers() const { return layers_.size(); }
+  // Bytes one block takes on this rank over its layers and KV heads (K and V): sizes each
+  // rank's pool from its memory budget.
+  static size_t bytes_per_block(const ModelConfig& cfg, int block_size, DType kv_dtype,
+                                const RankLayout& layout = {});
 
  private:
   Backend& backend_;
@@ -51,15 +74,30 @@ struct StepInput {
 class LlamaModel {
  public:
   // max_tokens: the most tokens one step may carry (max_num_batched_tokens);
-  // max_seqs: the most sequences.
-  LlamaModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeights> weights,
-             Backend& backend, int max_tokens, int max_seqs);
+  // max_seqs: the most sequences. `weights` is either the whole model (it is then sharded
+  // for `layout` here, as views: see shard_llama_weights) or already this rank's part
+  // (load_llama_weights with the same layout). `tp` is the stage's tensor-parallel group,
+  // rank layout.tp_rank of layout.tp_size; null when tp_size == 1. Throws
+  // herd::InvalidArgument when the layout does not divide the model.
+  LlamaModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeights> weights, Backend& backend,
+             int max_tokens, int max_seqs, const RankLayout& layout = {},
+             Communicator* tp = nullptr);
   ~LlamaModel();
   LlamaModel(const LlamaModel&) = delete;
   LlamaModel& operator=(const LlamaModel&) = delete;
 
-  // Runs the step; writes fp32 logits [logits_rows.size(), vocab] into `logits` (host).
+  // Runs the step on this rank's layers. Last stage: writes fp32 logits
+  // [logits_rows.size(), vocab] into `logits` (host; every TP rank gets the full rows).
+  // Other stages: `logits` is unused (may be null). Every rank of a stage's TP group must
+  // call it with the same input (it all-reduces).
   void forward(const StepInput& in, KvCache& kv, float* logits);
+
+  // The residual-stream buffer [num_tokens, hidden] (activation dtype, backend memory) that a
+  // non-first stage's input is received into before forward(), and that holds a non-last
+  // stage's output after it (see the top of this file). Valid until the next forward().
+  Tensor hidden_states(int64_t num_tokens);
+
+  const RankLayout& layout() const { return layout_; }
 
   const ModelConfig& config() const { return cfg_; }
   Backend& backend() { return backend_; }
@@ -73,11 +111,17 @@ class LlamaModel {
   int32_t* scratch_ints(size_t n);
 
   ModelConfig cfg_;
-  std::shared_ptr<const LlamaWeights> weights_;
+  RankLayout layout_;  // resolved: layer range filled in
+  Communicator* tp_;
+  std::shared_ptr<const LlamaWeights> weights_;  // this rank's part
   Backend& backend_;
   int max_tokens_;
   int max_seqs_;
   Tensor embed_, final_norm_, lm_head_;
+  Tensor ones_;                   // [1, hidden] of 1.0: folds the last residual add of a stage
+  std::vector<float> ones_host_;  // backs ones_ (adopt_weight may keep the host pointer)
+  int64_t vocab_shard_ = 0;       // lm_head rows per TP rank (the last may hold fewer)
+  std::vector<float> gather_send_, gather_recv_;  // host staging of the logits all-gather
   std::vector<Layer> layers_;
   std::vector<void*> allocations_;
   // activations, [max_tokens, ...]

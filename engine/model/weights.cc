@@ -1,5 +1,6 @@
 #include "engine/model/weights.h"
 
+#include <algorithm>
 #include <set>
 
 #include "engine/common/error.h"
@@ -74,9 +75,91 @@ class TensorTaker {
   std::string first_;
 };
 
+// The whole checkpoint as views of its mapping (defined below).
+LlamaWeights load_whole(const std::string& dir, const ModelConfig& c);
+
 }  // namespace
 
-LlamaWeights load_llama_weights(const std::string& dir, const ModelConfig& c) {
+RankLayout resolve_layout(const ModelConfig& c, const RankLayout& layout) {
+  RankLayout l = layout;
+  if (l.pp_size == 1 && l.layer_begin == 0 && l.layer_end == 0)
+    l.layer_end = int(c.num_hidden_layers);
+  const int tp = l.tp_size;
+  if (tp < 1 || l.tp_rank < 0 || l.tp_rank >= tp)
+    throw InvalidArgument("tensor-parallel-size", "tensor-parallel rank " +
+                                                      std::to_string(l.tp_rank) + " of " +
+                                                      std::to_string(tp) + " is out of range");
+  if (c.num_attention_heads % tp != 0 || c.num_key_value_heads % tp != 0 ||
+      c.intermediate_size % tp != 0)
+    throw InvalidArgument("tensor-parallel-size",
+                          "--tensor-parallel-size " + std::to_string(tp) +
+                              " must divide the model's attention heads (" +
+                              std::to_string(c.num_attention_heads) + "), KV heads (" +
+                              std::to_string(c.num_key_value_heads) + ") and intermediate size (" +
+                              std::to_string(c.intermediate_size) + ")");
+  if (l.pp_size < 1 || l.pp_rank < 0 || l.pp_rank >= l.pp_size || l.layer_begin < 0 ||
+      l.layer_end <= l.layer_begin || l.layer_end > c.num_hidden_layers)
+    throw InvalidArgument(
+        "pipeline-parallel-size",
+        "stage " + std::to_string(l.pp_rank) + " of " + std::to_string(l.pp_size) +
+            " with layers [" + std::to_string(l.layer_begin) + ", " + std::to_string(l.layer_end) +
+            ") does not fit the model's " + std::to_string(c.num_hidden_layers) + " layers");
+  return l;
+}
+
+int64_t vocab_shard_rows(const ModelConfig& c, int tp_size) {
+  return (c.vocab_size + tp_size - 1) / tp_size;
+}
+
+LlamaWeights shard_llama_weights(const LlamaWeights& full, const ModelConfig& c,
+                                 const RankLayout& layout) {
+  const RankLayout l = resolve_layout(c, layout);
+  if (full.layout.tp_size != 1 || full.layout.pp_size != 1 ||
+      full.layers.size() != size_t(c.num_hidden_layers))
+    throw Error("shard_llama_weights: the input must be the whole model");
+  const int64_t tp = l.tp_size, r = l.tp_rank;
+  // Shard r of n equal parts along rows / columns.
+  auto rows = [&](const Tensor& t) { return t.slice_rows(r * (t.rows / tp), t.rows / tp); };
+  auto cols = [&](const Tensor& t) { return t.slice_cols(r * (t.cols / tp), t.cols / tp); };
+  LlamaWeights w;
+  w.dtype = full.dtype;
+  w.layout = l;
+  w.storage = full.storage;
+  if (l.first_stage()) w.embed_tokens = full.embed_tokens;
+  for (int li = l.layer_begin; li < l.layer_end; ++li) {
+    const LlamaLayerWeights& f = full.layers[size_t(li)];
+    LlamaLayerWeights lw;
+    lw.input_layernorm = f.input_layernorm;
+    lw.q_proj = rows(f.q_proj);
+    lw.k_proj = rows(f.k_proj);
+    lw.v_proj = rows(f.v_proj);
+    lw.o_proj = cols(f.o_proj);
+    lw.post_attention_layernorm = f.post_attention_layernorm;
+    lw.gate_proj = rows(f.gate_proj);
+    lw.up_proj = rows(f.up_proj);
+    lw.down_proj = cols(f.down_proj);
+    w.layers.push_back(lw);
+  }
+  if (l.last_stage()) {
+    w.norm = full.norm;
+    const int64_t shard = vocab_shard_rows(c, l.tp_size);
+    const int64_t begin = std::min(r * shard, c.vocab_size);
+    w.lm_head = full.lm_head.slice_rows(begin, std::min(shard, c.vocab_size - begin));
+  }
+  return w;
+}
+
+LlamaWeights load_llama_weights(const std::string& dir, const ModelConfig& c,
+                                const RankLayout& layout) {
+  LlamaWeights whole = load_whole(dir, c);
+  const RankLayout l = resolve_layout(c, layout);
+  if (l.tp_size == 1 && l.pp_size == 1) return whole;
+  return shard_llama_weights(whole, c, l);
+}
+
+namespace {
+
+LlamaWeights load_whole(const std::string& dir, const ModelConfig& c) {
   auto ck = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open_dir(dir));
   TensorTaker take(*ck, dir);
   const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
@@ -112,5 +195,7 @@ LlamaWeights load_llama_weights(const std::string& dir, const ModelConfig& c) {
   w.storage = ck;
   return w;
 }
+
+}  // namespace
 
 }  // namespace herd

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/model/config.h"
+#include "engine/parallel/layout.h"
 #include "kernels/tensor.h"
 
 namespace herd {
@@ -28,12 +29,19 @@ struct LlamaLayerWeights {
   Tensor down_proj;                 // [hidden, intermediate]
 };
 
+// The whole model, or one rank's part of it (`layout`, see shard_llama_weights): then
+// `layers` holds only the stage's layers [layout.layer_begin, layout.layer_end) (index 0 is
+// layer layer_begin) with the rank's tensor-parallel shards, and tensors the rank does not
+// use are empty (data == nullptr).
 struct LlamaWeights {
   DType dtype = DType::kBF16;  // every tensor has this dtype
-  Tensor embed_tokens;         // [vocab, hidden]
+  RankLayout layout;           // the part held; the default (tp 1, pp 1) is the whole model
+  Tensor embed_tokens;         // [vocab, hidden]; first stage only
   std::vector<LlamaLayerWeights> layers;
-  Tensor norm;     // [1, hidden]
-  Tensor lm_head;  // [vocab, hidden]; same view as embed_tokens when tie_word_embeddings
+  Tensor norm;  // [1, hidden]; last stage only
+  // [vocab, hidden], or on a TP rank its vocab_shard_rows() rows (the last shard may be
+  // shorter); last stage only. The same rows as embed_tokens when tie_word_embeddings.
+  Tensor lm_head;
   // Keeps the mappings behind every view alive.
   std::shared_ptr<const void> storage;
 };
@@ -42,6 +50,29 @@ struct LlamaWeights {
 // "model.layers.3.self_attn.q_proj.weight".
 std::string llama_layer_tensor_name(int64_t layer, const std::string& module);
 
-LlamaWeights load_llama_weights(const std::string& dir, const ModelConfig& config);
+// The layout with its layer range filled in and checked against the model: the default
+// RankLayout{} (layer_end 0, one stage) means every layer. Throws herd::InvalidArgument
+// (param "tensor-parallel-size" / "pipeline-parallel-size") when tp does not divide the
+// heads, KV heads or intermediate size, or the layer range does not fit.
+RankLayout resolve_layout(const ModelConfig& config, const RankLayout& layout);
+
+// Rows of lm_head each TP rank holds (vocab-parallel): ceil(vocab / tp); the last rank's
+// shard is shorter when tp does not divide the vocabulary (its logits are padded, see llama.h).
+int64_t vocab_shard_rows(const ModelConfig& config, int tp_size);
+
+// Megatron tensor-parallel / pipeline-stage views of whole-model weights, no copy: q/k/v and
+// gate/up are column-parallel (a contiguous slice of output rows), o_proj and down_proj
+// row-parallel (a strided slice of input columns, see Tensor::slice_cols), lm_head
+// vocab-parallel (rows); norms are replicated; embed_tokens only on the first stage and
+// norm + lm_head only on the last. `full` must be whole (full.layout default); the result
+// shares its storage.
+LlamaWeights shard_llama_weights(const LlamaWeights& full, const ModelConfig& config,
+                                 const RankLayout& layout);
+
+// With a layout: the rank's part only (shard_llama_weights of the mapped checkpoint, which
+// still checks every tensor's name, shape and dtype but reads only the header: pages of other
+// ranks' shards are never touched, so they never become resident in this process).
+LlamaWeights load_llama_weights(const std::string& dir, const ModelConfig& config,
+                                const RankLayout& layout = {});
 
 }  // namespace herd

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include "engine/common/error.h"
@@ -17,7 +18,15 @@ namespace {
 std::string describe(const Tensor& t) {
   std::ostringstream s;
   s << "[" << t.rows << ", " << t.cols << "] " << dtype_name(t.dtype);
+  if (!t.contiguous()) s << " (row stride " << t.row_stride() << ")";
   return s.str();
+}
+
+// Only a linear() weight may be strided (tensor.h); anything else is a caller bug.
+void check_contiguous(const Tensor& t, const char* op, const std::string& name) {
+  if (!t.contiguous())
+    throw std::invalid_argument(std::string("cpu backend ") + op + ": " + name +
+                                " must be contiguous, got " + describe(t));
 }
 
 void check(bool ok, const char* op, const std::string& what) {
@@ -27,12 +36,18 @@ void check(bool ok, const char* op, const std::string& what) {
 void check_f32(const Tensor& t, const char* op, const char* name) {
   check(t.dtype == DType::kF32 && t.data != nullptr, op,
         std::string(name) + " must be F32 with data, got " + describe(t));
+  check_contiguous(t, op, name);
 }
 
-void check_float_weight(const Tensor& t, const char* op, const char* name) {
+void check_float_weight(const Tensor& t, const char* op, const char* name,
+                        bool strided_ok = false) {
   check(t.dtype == DType::kF32 || t.dtype == DType::kF16 || t.dtype == DType::kBF16, op,
         std::string(name) + " must be F32, F16 or BF16, got " + describe(t));
   check(t.data != nullptr, op, std::string(name) + " has no data");
+  if (!strided_ok) check_contiguous(t, op, name);
+  check(t.row_stride() >= t.cols, op,
+        std::string(name) + " row stride " + std::to_string(t.row_stride()) +
+            " is shorter than its rows " + describe(t));
 }
 
 void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* an,
@@ -95,11 +110,12 @@ class CpuBackend final : public Backend {
   void linear(const Tensor& x, const Tensor& w, Tensor& out) override {
     check_f32(x, "linear", "x");
     check_f32(out, "linear", "out");
-    check_float_weight(w, "linear", "w");
+    check_float_weight(w, "linear", "w", /*strided_ok=*/true);
     check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, "linear",
           "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
               describe(out));
-    cpu::linear(pool_, x.as<float>(), x.rows, x.cols, w.data, w.dtype, w.rows, out.as<float>());
+    cpu::linear(pool_, x.as<float>(), x.rows, x.cols, w.data, w.row_stride(), w.dtype, w.rows,
+                out.as<float>());
   }
 
   void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,
@@ -125,6 +141,8 @@ class CpuBackend final : public Backend {
                        int num_heads, float scale, Tensor& out) override;
 
   void gather_rows(const Tensor& x, const int32_t* rows, Tensor& out) override {
+    check_contiguous(x, "gather_rows", "x");
+    check_contiguous(out, "gather_rows", "out");
     check(x.dtype == out.dtype && x.cols == out.cols, "gather_rows",
           "out " + describe(out) + " must match x " + describe(x) + " in dtype and width");
     const size_t row_bytes = size_t(x.cols) * dtype_size(x.dtype);

@@ -14,9 +14,10 @@ namespace herd::cpu {
 
 class ThreadPool;
 
-// out[r, j] = sum_i x[r, i] * w[j, i] for r < n, j < out_features; x [n, in], w [out, in].
+// out[r, j] = sum_i x[r, i] * w[j, i] for r < n, j < out_features; x [n, in], w [out, in]
+// with rows w_stride >= in elements apart.
 void linear(ThreadPool& pool, const float* x, int64_t n, int64_t in_features, const void* w,
-            DType w_dtype, int64_t out_features, float* out);
+            int64_t w_stride, DType w_dtype, int64_t out_features, float* out);
 
 // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, for each of n rows of dim.
 void rms_norm(ThreadPool& pool, const float* x, int64_t n, int64_t dim, const void* weight,

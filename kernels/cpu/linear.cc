@@ -1,5 +1,8 @@
 // linear(): out = x * w^T with fp32 accumulation, the op that dominates every forward pass.
 //
+// The weight may be strided (w_stride elements between rows, >= in_features): a column slice
+// of a larger matrix (a tensor-parallel shard) is read in place.
+//
 // Decode (up to 8 input rows) is bound by reading the weights from memory: each task owns a
 // range of weight rows and reads each weight byte once, with a register tile of up to 4 input
 // rows x 2-4 weight rows so that each load feeds several FMAs, k-unrolled when the tile is
@@ -82,23 +85,23 @@ HWY_INLINE void DotTile(const float* HWY_RESTRICT x, int64_t ldx,
 // Weight rows [j, j + NW) against input rows [0, n), k-slice [k0, k0 + len).
 template <int NW, class W>
 HWY_INLINE void DecodeStrip(const float* x, int64_t n, int64_t k, const typename W::T* w,
-                            int64_t len, float* out, int64_t ldo, bool accumulate) {
+                            int64_t ldw, int64_t len, float* out, int64_t ldo, bool accumulate) {
   float res[kDecodeNR * NW];
   for (int64_t r0 = 0; r0 < n; r0 += kDecodeNR) {
     const int nr = int(std::min<int64_t>(kDecodeNR, n - r0));
     const float* xr = x + r0 * k;
     switch (nr) {
       case 1:
-        DotTile<1, NW, W>(xr, k, w, k, len, res);
+        DotTile<1, NW, W>(xr, k, w, ldw, len, res);
         break;
       case 2:
-        DotTile<2, NW, W>(xr, k, w, k, len, res);
+        DotTile<2, NW, W>(xr, k, w, ldw, len, res);
         break;
       case 3:
-        DotTile<3, NW, W>(xr, k, w, k, len, res);
+        DotTile<3, NW, W>(xr, k, w, ldw, len, res);
         break;
       default:
-        DotTile<4, NW, W>(xr, k, w, k, len, res);
+        DotTile<4, NW, W>(xr, k, w, ldw, len, res);
         break;
     }
     for (int r = 0; r < nr; ++r) {
@@ -116,8 +119,8 @@ constexpr int64_t kDecodeMaxRows = 8;  // up to here the decode path; beyond, th
 // whose input rows stay in L1 (about 16 KiB of x) so that only the weights come from memory;
 // every weight byte is still read exactly once.
 template <class W>
-void DecodeRange(const float* x, int64_t n, int64_t k, const typename W::T* w, int64_t out_features,
-                 int64_t j_begin, int64_t j_end, float* out) {
+void DecodeRange(const float* x, int64_t n, int64_t k, const typename W::T* w, int64_t ldw,
+                 int64_t out_features, int64_t j_begin, int64_t j_end, float* out) {
   // One input row: no slicing (x is small next to the weights, and slicing would turn the
   // weight stream into strided pieces). Up to 4K columns the rows are then walked one at a
   // time as a single sequential stream; longer rows go 4 at a time (measured faster on Zen 4:
@@ -129,14 +132,15 @@ void DecodeRange(const float* x, int64_t n, int64_t k, const typename W::T* w, i
     int64_t j = j_begin;
     if (single_stream) {
       for (; j < j_end; ++j) {
-        DecodeStrip<1, W>(x + k0, n, k, w + j * k + k0, len, out + j, out_features, k0 > 0);
+        DecodeStrip<1, W>(x + k0, n, k, w + j * ldw + k0, ldw, len, out + j, out_features, k0 > 0);
       }
     }
     for (; j + kDecodeNW <= j_end; j += kDecodeNW) {
-      DecodeStrip<kDecodeNW, W>(x + k0, n, k, w + j * k + k0, len, out + j, out_features, k0 > 0);
+      DecodeStrip<kDecodeNW, W>(x + k0, n, k, w + j * ldw + k0, ldw, len, out + j, out_features,
+                                k0 > 0);
     }
     for (; j < j_end; ++j) {
-      DecodeStrip<1, W>(x + k0, n, k, w + j * k + k0, len, out + j, out_features, k0 > 0);
+      DecodeStrip<1, W>(x + k0, n, k, w + j * ldw + k0, ldw, len, out + j, out_features, k0 > 0);
     }
   }
 }
@@ -150,7 +154,7 @@ constexpr int kMR = 6;            // input rows per micro-tile: 12 accumulators 
 // out k-major: panel p holds, for each kk, the 2 * lanes values of its columns (zero past
 // the last column). The micro-kernel then reads each panel sequentially.
 template <class W>
-void PackPanels(const typename W::T* w, int64_t k, int64_t j_begin, int64_t cols, int64_t k0,
+void PackPanels(const typename W::T* w, int64_t ldw, int64_t j_begin, int64_t cols, int64_t k0,
                 int64_t len, int64_t panel_width, float* packed) {
   const int64_t panels = (cols + panel_width - 1) / panel_width;
   for (int64_t p = 0; p < panels; ++p) {
@@ -161,7 +165,7 @@ void PackPanels(const typename W::T* w, int64_t k, int64_t j_begin, int64_t cols
         for (int64_t kk = 0; kk < len; ++kk) dst[kk * panel_width + c] = 0.0f;
         continue;
       }
-      const typename W::T* src = w + (j_begin + col) * k + k0;
+      const typename W::T* src = w + (j_begin + col) * ldw + k0;
       for (int64_t kk = 0; kk < len; ++kk) dst[kk * panel_width + c] = LoadScalar<W>(src + kk);
     }
   }
@@ -229,8 +233,8 @@ HWY_INLINE void MicroKernelN(int mr, const float* x, int64_t ldx, const float* p
 // Columns [j_begin, j_end) of out for all n rows: per k-slice, widen and pack the task's
 // weights once (the only pass over them), then sweep every input row over each panel.
 template <class W>
-void GemmRange(const float* x, int64_t n, int64_t k, const typename W::T* w, int64_t out_features,
-               int64_t j_begin, int64_t j_end, float* out) {
+void GemmRange(const float* x, int64_t n, int64_t k, const typename W::T* w, int64_t ldw,
+               int64_t out_features, int64_t j_begin, int64_t j_end, float* out) {
   const hn::ScalableTag<float> df;
   const int64_t panel_width = 2 * int64_t(hn::Lanes(df));
   const int64_t cols = j_end - j_begin;
@@ -239,7 +243,7 @@ void GemmRange(const float* x, int64_t n, int64_t k, const typename W::T* w, int
   packed.resize(size_t(panels * panel_width * kKBlock));
   for (int64_t k0 = 0; k0 < k; k0 += kKBlock) {
     const int64_t len = std::min(kKBlock, k - k0);
-    PackPanels<W>(w, k, j_begin, cols, k0, len, panel_width, packed.data());
+    PackPanels<W>(w, ldw, j_begin, cols, k0, len, panel_width, packed.data());
     for (int64_t p = 0; p < panels; ++p) {
       const float* panel = packed.data() + p * len * panel_width;
       const int64_t j = j_begin + p * panel_width;
@@ -253,28 +257,28 @@ void GemmRange(const float* x, int64_t n, int64_t k, const typename W::T* w, int
 }
 
 template <class W>
-void LinearRangeT(const float* x, int64_t n, int64_t k, const typename W::T* w,
+void LinearRangeT(const float* x, int64_t n, int64_t k, const typename W::T* w, int64_t ldw,
                   int64_t out_features, int64_t j_begin, int64_t j_end, float* out) {
   if (n <= kDecodeMaxRows) {
-    DecodeRange<W>(x, n, k, w, out_features, j_begin, j_end, out);
+    DecodeRange<W>(x, n, k, w, ldw, out_features, j_begin, j_end, out);
   } else {
-    GemmRange<W>(x, n, k, w, out_features, j_begin, j_end, out);
+    GemmRange<W>(x, n, k, w, ldw, out_features, j_begin, j_end, out);
   }
 }
 
 // Output columns [j_begin, j_end) of out for all n rows.
-void LinearRange(const float* x, int64_t n, int64_t k, const void* w, DType w_dtype,
+void LinearRange(const float* x, int64_t n, int64_t k, const void* w, int64_t ldw, DType w_dtype,
                  int64_t out_features, int64_t j_begin, int64_t j_end, float* out) {
   switch (w_dtype) {
     case DType::kBF16:
-      return LinearRangeT<BF16W>(x, n, k, static_cast<const hwy::bfloat16_t*>(w), out_features,
+      return LinearRangeT<BF16W>(x, n, k, static_cast<const hwy::bfloat16_t*>(w), ldw, out_features,
                                  j_begin, j_end, out);
     case DType::kF16:
-      return LinearRangeT<F16W>(x, n, k, static_cast<const hwy::float16_t*>(w), out_features,
+      return LinearRangeT<F16W>(x, n, k, static_cast<const hwy::float16_t*>(w), ldw, out_features,
                                 j_begin, j_end, out);
     default:
-      return LinearRangeT<F32W>(x, n, k, static_cast<const float*>(w), out_features, j_begin, j_end,
-                                out);
+      return LinearRangeT<F32W>(x, n, k, static_cast<const float*>(w), ldw, out_features, j_begin,
+                                j_end, out);
   }
 }
 
@@ -287,7 +291,7 @@ namespace herd::cpu {
 HWY_EXPORT(LinearRange);
 
 void linear(ThreadPool& pool, const float* x, int64_t n, int64_t in_features, const void* w,
-            DType w_dtype, int64_t out_features, float* out) {
+            int64_t w_stride, DType w_dtype, int64_t out_features, float* out) {
   // Output rows per task. Decode: small enough that every thread gets several tasks (the
   // dynamic hand-out evens them out), large enough to amortize the hand-out. Prefill: 64
   // columns (a whole number of panels for every vector width up to 512 bits).
@@ -301,7 +305,8 @@ void linear(ThreadPool& pool, const float* x, int64_t n, int64_t in_features, co
   auto* range = HWY_DYNAMIC_DISPATCH(LinearRange);
   pool.parallel_for(tasks, [&](int64_t task, int) {
     const int64_t j0 = task * block;
-    range(x, n, in_features, w, w_dtype, out_features, j0, std::min(j0 + block, out_features), out);
+    range(x, n, in_features, w, w_stride, w_dtype, out_features, j0,
+          std::min(j0 + block, out_features), out);
   });
 }
 

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include "engine/common/error.h"
@@ -26,7 +27,15 @@ namespace {
 std::string describe(const Tensor& t) {
   std::ostringstream s;
   s << "[" << t.rows << ", " << t.cols << "] " << dtype_name(t.dtype);
+  if (!t.contiguous()) s << " (row stride " << t.row_stride() << ")";
   return s.str();
+}
+
+// Only a linear() weight may be strided (tensor.h); anything else is a caller bug.
+void check_contiguous(const Tensor& t, const char* op, const std::string& name) {
+  if (!t.contiguous())
+    throw std::invalid_argument(std::string("cuda backend ") + op + ": " + name +
+                                " must be contiguous, got " + describe(t));
 }
 
 void check(bool ok, const char* op, const std::string& what) {
@@ -36,13 +45,18 @@ void check(bool ok, const char* op, const std::string& what) {
 void check_bf16(const Tensor& t, const char* op, const char* name) {
   check(t.dtype == DType::kBF16 && t.data != nullptr, op,
         std::string(name) + " must be BF16 with data, got " + describe(t));
+  check_contiguous(t, op, name);
 }
 
 bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
 
-void check_float(const Tensor& t, const char* op, const char* name) {
+void check_float(const Tensor& t, const char* op, const char* name, bool strided_ok = false) {
   check(is_float(t.dtype), op, std::string(name) + " must be F32, F16 or BF16, got " + describe(t));
   check(t.data != nullptr, op, std::string(name) + " has no data");
+  if (!strided_ok) check_contiguous(t, op, name);
+  check(t.row_stride() >= t.cols, op,
+        std::string(name) + " row stride " + std::to_string(t.row_stride()) +
+            " is shorter than its rows " + describe(t));
 }
 
 void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* an,
@@ -170,11 +184,14 @@ class CudaBackend final : public Backend {
     check_bf16(out, "linear", "out");
     check(w.dtype == DType::kBF16 && w.data != nullptr, "linear",
           "w must be a BF16 device weight from adopt_weight(), got " + describe(w));
+    check(w.row_stride() >= w.cols, "linear",
+          "w row stride " + std::to_string(w.row_stride()) + " is shorter than its rows " +
+              describe(w));
     check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, "linear",
           "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
               describe(out));
     activate();
-    lt_->run(x.data, x.rows, x.cols, w.data, w.rows, out.data, stream_);
+    lt_->run(x.data, x.rows, x.cols, w.data, w.row_stride(), w.rows, out.data, stream_);
   }
 
   void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,
@@ -204,6 +221,8 @@ class CudaBackend final : public Backend {
   void gather_rows(const Tensor& x, const int32_t* rows, Tensor& out) override {
     check(x.dtype == out.dtype && x.cols == out.cols && x.data && out.data, "gather_rows",
           "out " + describe(out) + " must match x " + describe(x) + " in dtype and width");
+    check_contiguous(x, "gather_rows", "x");
+    check_contiguous(out, "gather_rows", "out");
     activate();
     cuda::gather_rows(x.data, x.rows, size_t(x.cols) * dtype_size(x.dtype), rows, out.rows,
                       out.data, stream_);
@@ -213,6 +232,7 @@ class CudaBackend final : public Backend {
     check_float(x, "to_f32", "x");
     check(out.dtype == DType::kF32 && out.data != nullptr, "to_f32",
           "out must be F32 with data, got " + describe(out));
+    check_contiguous(out, "to_f32", "out");
     check_same_shape(x, out, "to_f32", "x", "out");
     activate();
     cuda::convert_to_f32(x.data, x.dtype, x.numel(), out.as<float>(), stream_);
@@ -244,32 +264,38 @@ class CudaBackend final : public Backend {
 // device through a staging buffer. One-row weights (the norms' scales) are read by kernels that
 // take any float dtype, so they keep theirs and lose no precision.
 Tensor CudaBackend::adopt_weight(const Tensor& host) {
-  check_float(host, "adopt_weight", "weight");
+  // A strided host view (a tensor-parallel column shard of the mmap) becomes a contiguous
+  // device matrix: only the shard's bytes cross PCIe and occupy device memory.
+  check_float(host, "adopt_weight", "weight", /*strided_ok=*/true);
   activate();
   Tensor dev = host;
+  dev.stride = 0;
   const bool convert = host.rows > 1 && host.dtype != DType::kBF16;
   if (convert) dev.dtype = DType::kBF16;
   dev.data = allocate(dev.bytes());
+  const size_t elem = dtype_size(host.dtype);
+  const size_t row_bytes = size_t(host.cols) * elem, pitch = size_t(host.row_stride()) * elem;
   try {
     if (!convert) {
-      HERD_CUDA_CHECK(
-          cudaMemcpyAsync(dev.data, host.data, host.bytes(), cudaMemcpyHostToDevice, stream_));
+      HERD_CUDA_CHECK(cudaMemcpy2DAsync(dev.data, row_bytes, host.data, pitch, row_bytes,
+                                        size_t(host.rows), cudaMemcpyHostToDevice, stream_));
     } else {
-      // 64 MiB of source at a time: bounded extra device memory, copies long enough to run
-      // at full PCIe speed.
-      const size_t elem = dtype_size(host.dtype);
-      const int64_t chunk = int64_t((size_t(64) << 20) / elem);
-      const int64_t total = host.numel();
-      void* staging = allocate(size_t(std::min(chunk, total)) * elem);
+      // About 64 MiB of source (whole rows) at a time: bounded extra device memory, copies
+      // long enough to run at full PCIe speed.
+      const int64_t chunk_rows =
+          std::max<int64_t>(1, int64_t((size_t(64) << 20) / std::max<size_t>(row_bytes, 1)));
+      const int64_t rows = host.rows;
+      void* staging = allocate(size_t(std::min(chunk_rows, rows)) * row_bytes);
       try {
-        for (int64_t begin = 0; begin < total; begin += chunk) {
-          const int64_t count = std::min(chunk, total - begin);
+        for (int64_t begin = 0; begin < rows; begin += chunk_rows) {
+          const int64_t count = std::min(chunk_rows, rows - begin);
           // Stream order keeps the next copy into staging behind the conversion reading it.
-          HERD_CUDA_CHECK(
-              cudaMemcpyAsync(staging, static_cast<const char*>(host.data) + size_t(begin) * elem,
-                              size_t(count) * elem, cudaMemcpyHostToDevice, stream_));
-          cuda::convert_to_bf16(staging, host.dtype, count,
-                                static_cast<char*>(dev.data) + size_t(begin) * 2, stream_);
+          HERD_CUDA_CHECK(cudaMemcpy2DAsync(
+              staging, row_bytes, static_cast<const char*>(host.data) + size_t(begin) * pitch,
+              pitch, row_bytes, size_t(count), cudaMemcpyHostToDevice, stream_));
+          cuda::convert_to_bf16(staging, host.dtype, count * host.cols,
+                                static_cast<char*>(dev.data) + size_t(begin * host.cols) * 2,
+                                stream_);
         }
       } catch (...) {
         deallocate(staging);

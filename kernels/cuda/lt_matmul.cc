@@ -48,7 +48,7 @@ LtMatmul::~LtMatmul() {
 
 const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
-  const auto [n, k, o, align] = key;
+  const auto [n, k, o, ldw, align] = key;
   Plan p;
   HERD_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
@@ -56,9 +56,9 @@ const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
       cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a, sizeof(trans_a)));
   HERD_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof(trans_b)));
-  // Column-major views of the row-major tensors: w is k x o (ld k), x is k x n (ld k), out is
-  // o x n (ld o).
-  HERD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, uint64_t(k), uint64_t(o), k));
+  // Column-major views of the row-major tensors: w is k x o (ld ldw), x is k x n (ld k), out
+  // is o x n (ld o).
+  HERD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, uint64_t(k), uint64_t(o), ldw));
   HERD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, uint64_t(k), uint64_t(n), k));
   HERD_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_16BF, uint64_t(o), uint64_t(n), o));
 
@@ -93,15 +93,17 @@ const LtMatmul::Plan& LtMatmul::plan(const Key& key) {
   return plans_.emplace(key, p).first->second;
 }
 
-void LtMatmul::run(const void* x, int64_t n, int64_t k, const void* w, int64_t o, void* out,
-                   cudaStream_t stream) {
+void LtMatmul::run(const void* x, int64_t n, int64_t k, const void* w, int64_t ldw, int64_t o,
+                   void* out, cudaStream_t stream) {
   if (n <= 0 || o <= 0) return;
   if (k == 0) {  // an empty sum; cuBLASLt rejects zero-sized layouts
     HERD_CUDA_CHECK(cudaMemsetAsync(out, 0, size_t(n * o) * 2, stream));
     return;
   }
-  const uint32_t align = std::min({alignment(x), alignment(w), alignment(out)});
-  const Plan& p = plan(Key{n, k, o, align});
+  // Every row of w starts at w + j * ldw: the pitch's alignment bounds theirs too.
+  const uint32_t align = std::min({alignment(x), alignment(w), alignment(out),
+                                   alignment(reinterpret_cast<const void*>(uintptr_t(ldw) * 2))});
+  const Plan& p = plan(Key{n, k, o, ldw, align});
   const float alpha = 1.0f, beta = 0.0f;
   HERD_CUBLAS_CHECK(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c,
                                    &p.algo, workspace_, workspace_bytes_, stream));

@@ -21,8 +21,10 @@ class LtMatmul {
   LtMatmul(const LtMatmul&) = delete;
   LtMatmul& operator=(const LtMatmul&) = delete;
 
-  // All pointers BF16 device memory; x [n, k], w [o, k], out [n, o], rows contiguous.
-  void run(const void* x, int64_t n, int64_t k, const void* w, int64_t o, void* out,
+  // All pointers BF16 device memory; x [n, k] and out [n, o] with contiguous rows, w [o, k]
+  // with rows ldw >= k elements apart (a column slice of a larger matrix: cuBLASLt's leading
+  // dimension).
+  void run(const void* x, int64_t n, int64_t k, const void* w, int64_t ldw, int64_t o, void* out,
            cudaStream_t stream);
 
  private:
@@ -31,8 +33,8 @@ class LtMatmul {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  // (n, k, o, alignment of the three pointers in bytes).
-  using Key = std::tuple<int64_t, int64_t, int64_t, uint32_t>;
+  // (n, k, o, ldw, alignment of the three pointers and of w's row pitch in bytes).
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, uint32_t>;
   const Plan& plan(const Key& key);
 
   cublasLtHandle_t handle_ = nullptr;

@@ -2,6 +2,7 @@
 // sizes that are not multiples of the vector width, every SIMD target and 1 vs 2 threads.
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <tuple>
 
 #include "engine/common/error.h"
@@ -79,6 +80,50 @@ TEST_P(LinearTest, RowsAreIndependentOfBatchSize) {
   }
 }
 
+TEST_P(LinearTest, StridedWeightMatchesContiguousCopy) {
+  // A column slice of a wider matrix (a tensor-parallel row-parallel shard read in place from
+  // the mmap) gives exactly the result of the same values copied contiguous: same sums in
+  // the same order, only the row addresses differ. Decode and GEMM paths, every SIMD target.
+  const DType dtype = GetParam();
+  auto be = make_cpu_backend(2);
+  uint32_t seed = 40;
+  for (const Shape& s : {Shape{1, 64, 9}, Shape{3, 100, 17}, Shape{8, 1031, 23}, Shape{13, 300, 37},
+                         Shape{1, 5000, 5}}) {
+    for (const int64_t begin : {int64_t(0), int64_t(3), s.k}) {
+      SCOPED_TRACE(::testing::Message()
+                   << "n=" << s.n << " k=" << s.k << " o=" << s.o << " column " << begin);
+      const int64_t wide = begin + s.k + 5;
+      auto x = random_floats(size_t(s.n * s.k), seed++);
+      const auto values = random_floats(size_t(s.o * wide), seed++);
+      auto w_wide = make_weights(values, dtype);
+      std::vector<float> sliced;
+      for (int64_t r = 0; r < s.o; ++r)
+        sliced.insert(sliced.end(), values.begin() + r * wide + begin,
+                      values.begin() + r * wide + begin + s.k);
+      auto w_copy = make_weights(sliced, dtype);
+      const Tensor strided = view(w_wide.data(), dtype, s.o, wide).slice_cols(begin, s.k);
+      ASSERT_FALSE(strided.contiguous());
+      ASSERT_EQ(strided.row_stride(), wide);
+      test::for_each_simd_target([&] {
+        std::vector<float> got(size_t(s.n * s.o), -1.0f);
+        Tensor xt = view(x, s.n, s.k), ot = view(got, s.n, s.o);
+        be->linear(xt, strided, ot);
+        EXPECT_EQ(got, run_linear(*be, x, w_copy, s));
+        // Rows of a strided view keep the stride (fewer rows may take another register
+        // tiling: equal up to rounding).
+        if (s.o > 2) {
+          std::vector<float> part(size_t(s.n * 2)), want;
+          Tensor pt = view(part, s.n, 2);
+          be->linear(xt, strided.slice_rows(1, 2), pt);
+          for (int64_t r = 0; r < s.n; ++r)
+            want.insert(want.end(), got.begin() + r * s.o + 1, got.begin() + r * s.o + 3);
+          EXPECT_LT(test::nmse(part, want), 1e-11);
+        }
+      });
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(WeightDtypes, LinearTest,
                          ::testing::Values(DType::kF32, DType::kF16, DType::kBF16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
@@ -91,6 +136,24 @@ TEST(Linear, RejectsMismatchedShapes) {
   EXPECT_THROW(be->linear(xt, bad_w, ot), Error);
   Tensor ints = view(w.data(), DType::kI32, 4, 3);
   EXPECT_THROW(be->linear(xt, ints, ot), Error);
+}
+
+TEST(Linear, OnlyTheWeightMayBeStrided) {
+  auto be = make_cpu_backend(1);
+  std::vector<float> x(12), w(12), out(16), norm(3, 1.0f);
+  Tensor x_wide = view(x, 2, 6), wt = view(w, 4, 3), ot = view(out.data(), DType::kF32, 2, 4);
+  Tensor x_strided = x_wide.slice_cols(0, 3);
+  EXPECT_THROW(be->linear(x_strided, wt, ot), std::invalid_argument);
+  Tensor o_strided = view(out, 2, 8).slice_cols(0, 4);
+  Tensor xt = view(x.data(), DType::kF32, 2, 3);
+  EXPECT_THROW(be->linear(xt, wt, o_strided), std::invalid_argument);
+  Tensor n_out = view(out.data(), DType::kF32, 2, 3);
+  Tensor n_w = view(norm.data(), DType::kF32, 1, 3);
+  EXPECT_THROW(be->rms_norm(x_strided, n_w, 1e-5f, n_out), std::invalid_argument);
+  // A row stride shorter than a row is never valid.
+  Tensor bad = wt;
+  bad.stride = 2;
+  EXPECT_THROW(be->linear(xt, bad, ot), Error);
 }
 
 }  // namespace
