@@ -18,8 +18,10 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/engine_flags.h"
 #include "cli/flags.h"
 #include "engine/api/engine.h"
+#include "engine/api/parallel_engine.h"
 #include "engine/common/error.h"
 #include "server/engine_client.h"
 #include "server/http_server.h"
@@ -42,7 +44,9 @@ constexpr const char* kUsage =
     "[--max-num-seqs N] [--max-num-batched-tokens N] [--max-model-len N] [--block-size N] "
     "[--policy reserve|optimistic] [--no-prefix-caching] [--threads N] [--max-waiting N] "
     "[--device cpu|cuda|auto] [--prefix-cache-salt STR (default: random per process)] "
-    "[--long-prefill-token-threshold N (-1 auto, 0 off)]";
+    "[--long-prefill-token-threshold N (-1 auto, 0 off)] "
+    "[--tensor-parallel-size|-tp T] [--pipeline-parallel-size|-pp P] [--micro-batches M] "
+    "[--comm-timeout SEC] (T*P > 1: mpirun -np T*P herd serve ...)";
 
 constexpr int kHealthPollMs = 200;
 constexpr int kExitEngineFailed = 3;
@@ -97,6 +101,7 @@ EngineOptions engine_options(const Flags& f) {
     o.policy = AdmissionPolicy::kOptimistic;
   else
     throw InvalidArgument("policy", "flag --policy must be reserve or optimistic");
+  parallel_options_from_flags(f, o);
   return o;
 }
 
@@ -161,7 +166,11 @@ int run_serve(const std::vector<std::string>& args) {
            "max-waiting",
            "device",
            "prefix-cache-salt",
-           "long-prefill-token-threshold"},
+           "long-prefill-token-threshold",
+           "tensor-parallel-size",
+           "pipeline-parallel-size",
+           "micro-batches",
+           "comm-timeout"},
           {"metrics-public", "no-prefix-caching"});
   EngineOptions eo = engine_options(f);
   server::ServerOptions so = server_options(f, eo.model_dir);
@@ -234,7 +243,9 @@ int run_serve(const std::vector<std::string>& args) {
 #endif
   engine->shutdown();
   std::fprintf(stderr, "herd serve: stopped\n");
+  std::fflush(stdout);
   std::fflush(stderr);
+  finalize_parallel();  // an MPI job: every rank has stopped (engine shutdown told them)
   std::_Exit(exit_status);  // the detached signal waiter must not hold the process open
 }
 

@@ -16,7 +16,11 @@ const std::set<std::string>& engine_value_flags() {
                                           "policy",
                                           "max-waiting",
                                           "prefix-cache-salt",
-                                          "long-prefill-token-threshold"};
+                                          "long-prefill-token-threshold",
+                                          "tensor-parallel-size",
+                                          "pipeline-parallel-size",
+                                          "micro-batches",
+                                          "comm-timeout"};
   return s;
 }
 
@@ -29,7 +33,9 @@ const char* engine_flags_usage() {
   return "--model DIR [--device cpu|cuda|auto] [--threads N] [--kv-cache-gb GB] "
          "[--block-size N] [--max-num-seqs N] [--max-num-batched-tokens N] [--max-model-len N] "
          "[--policy reserve|optimistic] [--max-waiting N] [--no-prefix-caching] "
-         "[--no-chunked-prefill] [--prefix-cache-salt STR (default: random per process)]";
+         "[--no-chunked-prefill] [--prefix-cache-salt STR (default: random per process)] "
+         "[--tensor-parallel-size|-tp T] [--pipeline-parallel-size|-pp P] [--micro-batches M] "
+         "[--comm-timeout SECONDS] (T*P > 1: run under mpirun -np T*P)";
 }
 
 std::set<std::string> with_engine_value_flags(std::set<std::string> own) {
@@ -75,7 +81,25 @@ EngineOptions engine_options_from_flags(const Flags& f) {
   if (o.long_prefill_token_threshold < -1)
     throw InvalidArgument("long-prefill-token-threshold",
                           "--long-prefill-token-threshold must be -1 (auto), 0 (off) or > 0");
+  parallel_options_from_flags(f, o);
   return o;
+}
+
+void parallel_options_from_flags(const Flags& f, EngineOptions& o) {
+  auto size = [&](const char* name, int def, int lo) {
+    const int64_t v = f.i64(name, def);
+    if (v < lo || v > 4096)
+      throw InvalidArgument(name, std::string("--") + name + " must be in [" +
+                                      std::to_string(lo) + ", 4096]");
+    return int(v);
+  };
+  o.parallel.tensor_parallel_size = size("tensor-parallel-size", 1, 1);
+  o.parallel.pipeline_parallel_size = size("pipeline-parallel-size", 1, 1);
+  o.parallel.micro_batches = size("micro-batches", 0, 0);
+  const double timeout = f.f64("comm-timeout", double(o.comm_timeout_ms) / 1000.0);
+  if (!(timeout > 0 && timeout <= 86400))
+    throw InvalidArgument("comm-timeout", "--comm-timeout must be in (0, 86400] seconds");
+  o.comm_timeout_ms = int64_t(timeout * 1000.0);
 }
 
 }  // namespace herd::cli

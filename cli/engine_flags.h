@@ -22,4 +22,8 @@ std::set<std::string> with_engine_switches(std::set<std::string> own);
 
 EngineOptions engine_options_from_flags(const Flags& f);
 
+// --tensor-parallel-size/-tp, --pipeline-parallel-size/-pp, --micro-batches, --comm-timeout
+// (serve parses its engine flags itself and calls this too).
+void parallel_options_from_flags(const Flags& f, EngineOptions& o);
+
 }  // namespace herd::cli

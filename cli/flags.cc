@@ -12,7 +12,10 @@ bool is_help_flag(const std::string& arg) { return arg == "--help" || arg == "-h
 Flags::Flags(const std::vector<std::string>& args, const std::set<std::string>& value_flags,
              const std::set<std::string>& switches) {
   for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
+    // vLLM's short spellings of the parallel sizes.
+    const std::string a = args[i] == "-tp"   ? std::string("--tensor-parallel-size")
+                          : args[i] == "-pp" ? std::string("--pipeline-parallel-size")
+                                             : args[i];
     if (is_help_flag(a)) throw HelpRequested{};
     if (a.rfind("--", 0) != 0) {
       positional_.push_back(a);

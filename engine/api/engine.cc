@@ -3,6 +3,7 @@
 
 #include "engine/api/backend_factory.h"
 #include "engine/api/llm_engine.h"
+#include "engine/api/parallel_engine.h"
 #include "engine/common/error.h"
 #include "engine/model/weights.h"
 #ifdef HERD_HAVE_CUDA
@@ -29,6 +30,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
 
 std::unique_ptr<Engine> Engine::create(const EngineOptions& opts) {
   if (opts.threads < 0) throw InvalidArgument("threads", "--threads must be >= 0");
+  if (wants_parallel_engine(opts)) return create_parallel_engine(opts);
   EngineParts parts;
   parts.config = load_model_config(opts.model_dir);
   parts.tokenizer = load_tokenizer(opts.model_dir);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/api/types.h"
+#include "engine/parallel/layout.h"
 
 namespace herd {
 
@@ -27,6 +28,9 @@ struct EngineOptions {
   std::string device = "cpu";  // cpu | cuda | auto
   int threads = 0;             // CPU backend threads (0 = all)
   double kv_cache_gb = 1.0;    // CPU KV pool size
+  // When > 0: exactly this many KV blocks, whatever kv_cache_gb says (vLLM's
+  // num_gpu_blocks_override): tests compare engines of different layouts on equal pools.
+  int64_t kv_blocks_override = 0;
   int block_size = 16;
   int max_num_seqs = 256;
   int max_num_batched_tokens = 2048;
@@ -46,6 +50,12 @@ struct EngineOptions {
   // the forward as a device fault would, making the engine unhealthy. `herd serve` sets it
   // from the environment variable HERD_TEST_FAIL_STEP_AFTER. Never set it in production.
   int64_t test_fail_step_after = -1;
+  // Tensor x pipeline parallelism over the ranks of an MPI job (mpirun -np T*P); micro_batches
+  // = plans in flight (0 = one per pipeline stage; > 1 in one process overlaps scheduling
+  // with the forward). See engine/exec/rank_executor.h.
+  ParallelConfig parallel;
+  // A rank that does not answer within this time ends the job with an error (engine/parallel).
+  int64_t comm_timeout_ms = 60000;
 };
 
 struct EngineStats {

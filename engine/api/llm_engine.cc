@@ -17,7 +17,8 @@ namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
-// The model's eos ids (config.json + generation_config.json), or the tokenizer's.
+}  // namespace
+
 std::vector<int32_t> eos_ids_of(const ModelConfig& cfg, const Tokenizer& tok) {
   std::vector<int32_t> ids;
   for (int64_t id : cfg.eos_token_ids) ids.push_back(int32_t(id));
@@ -25,16 +26,13 @@ std::vector<int32_t> eos_ids_of(const ModelConfig& cfg, const Tokenizer& tok) {
   return ids;
 }
 
-// kv_block_bytes: the most bytes one KV block takes on any rank; 0 = this process's backend.
-SchedulerConfig scheduler_config(const EngineOptions& o, const ModelConfig& cfg,
-                                 size_t kv_block_bytes, const Backend* backend) {
+SchedulerConfig make_scheduler_config(const EngineOptions& o, const ModelConfig& cfg,
+                                      size_t kv_block_bytes) {
   SchedulerConfig s;
   s.block_size = o.block_size;
-  const double per_block =
-      kv_block_bytes > 0
-          ? double(kv_block_bytes)
-          : double(KvCache::bytes_per_block(cfg, o.block_size, backend->kv_dtype()));
-  const double blocks = o.kv_cache_gb * kGiB / per_block;
+  const double per_block = double(kv_block_bytes);
+  const double blocks =
+      o.kv_blocks_override > 0 ? double(o.kv_blocks_override) : o.kv_cache_gb * kGiB / per_block;
   if (blocks < 1)
     throw InvalidArgument("kv-cache-gb", "--kv-cache-gb " + std::to_string(o.kv_cache_gb) +
                                              " holds no KV block of this model (one block takes " +
@@ -68,6 +66,8 @@ SchedulerConfig scheduler_config(const EngineOptions& o, const ModelConfig& cfg,
     s.max_num_batched_tokens = s.max_model_len;
   }
   s.enable_prefix_caching = o.enable_prefix_caching;
+  // Plans in flight split the running batch between them (each micro-batch ~1/M of it).
+  s.micro_batches = o.parallel.plans_in_flight();
   s.policy = o.policy;
   s.cache_salt = o.cache_salt;
   if (o.long_prefill_token_threshold < -1)
@@ -79,17 +79,20 @@ SchedulerConfig scheduler_config(const EngineOptions& o, const ModelConfig& cfg,
   return s;
 }
 
-}  // namespace
-
 LlmEngine::LlmEngine(EngineParts parts, const EngineOptions& opts)
     : config_(std::move(parts.config)),
       weights_(std::move(parts.weights)),
       tokenizer_(std::move(parts.tokenizer)),
       backend_(std::move(parts.backend)),
       opts_(opts),
-      sched_config_(scheduler_config(opts, config_, parts.kv_block_bytes, backend_.get())),
+      sched_config_(make_scheduler_config(
+          opts, config_,
+          parts.kv_block_bytes > 0
+              ? parts.kv_block_bytes
+              : KvCache::bytes_per_block(config_, opts.block_size, backend_->kv_dtype()))),
       eos_ids_(eos_ids_of(config_, *tokenizer_)),
-      executor_(std::move(parts.executor)) {
+      executor_(std::move(parts.executor)),
+      max_in_flight_(opts.parallel.plans_in_flight()) {
   if (opts.max_waiting < 0) throw InvalidArgument("max-waiting", "--max-waiting must be >= 0");
   sched_ = std::make_unique<Scheduler>(sched_config_);
   if (!executor_) {

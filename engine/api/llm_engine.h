@@ -70,6 +70,14 @@ struct EngineParts {
   size_t kv_block_bytes = 0;
 };
 
+// The model's eos ids (config.json + generation_config.json), or the tokenizer's.
+std::vector<int32_t> eos_ids_of(const ModelConfig& cfg, const Tokenizer& tok);
+
+// The scheduler's config from the engine options; kv_block_bytes (the most bytes one KV block
+// takes on any rank) turns --kv-cache-gb into a block count. Throws InvalidArgument.
+SchedulerConfig make_scheduler_config(const EngineOptions& o, const ModelConfig& cfg,
+                                      size_t kv_block_bytes);
+
 class LlmEngine final : public Engine {
  public:
   LlmEngine(EngineParts parts, const EngineOptions& opts);

@@ -4,22 +4,28 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "engine/exec/plan_codec.h"
 #include "engine/model/weights.h"
 
 namespace herd {
 
 ModelRunner::ModelRunner(const ModelConfig& cfg, std::shared_ptr<const LlamaWeights> weights,
                          Backend& backend, const RunnerShape& shape,
-                         std::vector<int32_t> eos_ids)
+                         std::vector<int32_t> eos_ids, const RankLayout& layout,
+                         Communicator* tp, Communicator* activations)
     : cfg_(cfg),
       weights_(std::move(weights)),
       backend_(backend),
       eos_ids_(std::move(eos_ids)),
+      layout_(layout),
+      activations_(activations),
       sampler_(int(cfg.vocab_size)) {
-  kv_ = std::make_unique<KvCache>(backend_, cfg_, shape.num_blocks, shape.block_size);
+  if (layout_.pp_size > 1 && !activations_)
+    throw std::logic_error("ModelRunner: pipeline stages need an activations communicator");
+  kv_ = std::make_unique<KvCache>(backend_, cfg_, shape.num_blocks, shape.block_size, layout_);
   model_ = std::make_unique<LlamaModel>(cfg_, weights_, backend_, shape.max_tokens,
-                                        shape.max_seqs);
-  logits_.resize(size_t(shape.max_seqs) * size_t(cfg_.vocab_size));
+                                        shape.max_seqs, layout_, tp);
+  if (layout_.last_stage()) logits_.resize(size_t(shape.max_seqs) * size_t(cfg_.vocab_size));
 }
 
 ModelRunner::~ModelRunner() = default;
@@ -30,11 +36,30 @@ void ModelRunner::set_logits_hook(LogitsHook hook) {
 }
 
 ExecResult ModelRunner::run(const ExecPlan& plan) {
+  std::optional<ExecResult> r = run_stage(plan);
+  if (!r) throw std::logic_error("ModelRunner::run on a rank that does not sample");
+  return std::move(*r);
+}
+
+std::optional<ExecResult> ModelRunner::run_stage(const ExecPlan& plan) {
   if (plan.samples.size() != plan.input.logits_rows.size())
     throw std::logic_error("ModelRunner: " + std::to_string(plan.samples.size()) +
                            " sample specs for " + std::to_string(plan.input.logits_rows.size()) +
                            " logits rows");
-  model_->forward(plan.input, *kv_, logits_.data());
+  const int64_t tokens = int64_t(plan.input.token_ids.size());
+  // Hidden states travel between the same TP rank of neighbouring stages (every TP rank holds
+  // the whole residual stream after its all-reduces); plans arrive in order on each link.
+  if (!layout_.first_stage()) {
+    Tensor h = model_->hidden_states(tokens);
+    activations_->recv(h.data, h.bytes(), layout_.world_rank() - layout_.tp_size, kTagHidden);
+  }
+  model_->forward(plan.input, *kv_, layout_.last_stage() ? logits_.data() : nullptr);
+  if (!layout_.last_stage()) {
+    const Tensor h = model_->hidden_states(tokens);
+    activations_->send(h.data, h.bytes(), layout_.world_rank() + layout_.tp_size, kTagHidden);
+    return std::nullopt;
+  }
+  if (!layout_.samples()) return std::nullopt;
   return sample_rows(plan, logits_.data());
 }
 

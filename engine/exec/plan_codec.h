@@ -13,6 +13,10 @@ namespace herd {
 
 enum class RankMessage : uint8_t { kPlan = 1, kResult = 2, kStop = 3 };
 
+// Message tags between ranks (world ranks): plans and stop from rank 0, results to rank 0,
+// hidden states from stage s to stage s+1.
+enum RankTag : int { kTagPlan = 1, kTagResult = 2, kTagHidden = 3 };
+
 std::vector<uint8_t> encode_plan(const ExecPlan& plan);
 std::vector<uint8_t> encode_result(const ExecResult& result);
 std::vector<uint8_t> encode_stop();

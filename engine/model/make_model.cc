@@ -31,10 +31,13 @@ struct Shape {
 // the top of the vocabulary) but small enough to run in milliseconds. The others are the real
 // Meta configurations (3.1 for 8B/70B/405B, 3.2 for 1B/3B). tiny-128k is tiny with the real
 // Llama 3 vocabulary size, so that `--tokenizer` can give it Meta's tokenizer (chat, tools).
+// tiny-tp is tiny with 4 KV heads (no GQA sharing) and an intermediate size divisible by 4, so
+// that it splits over 1, 2 or 4 tensor-parallel ranks and 1, 2 or 4 pipeline stages.
 constexpr Shape kShapes[] = {
     {"tiny", 512, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, false},
     {"tiny-tied", 512, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, true},
     {"tiny-128k", 128256, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, false},
+    {"tiny-tp", 512, 64, 176, 4, 4, 4, 16, 4096, 8.0, 512, false},
     {"llama3.2-1b", 128256, 2048, 8192, 16, 32, 8, 64, 131072, 32.0, 8192, true},
     {"llama3.2-3b", 128256, 3072, 8192, 28, 24, 8, 128, 131072, 32.0, 8192, true},
     {"llama3-8b", 128256, 4096, 14336, 32, 32, 8, 128, 131072, 8.0, 8192, false},

@@ -52,6 +52,9 @@ class Communicator {
   // never times out (a worker idling between requests).
   virtual void send_bytes(const std::vector<uint8_t>& bytes, int peer, int tag) = 0;
   virtual std::vector<uint8_t> recv_bytes(int peer, int tag, bool wait_forever = false) = 0;
+  // True when a byte message from (peer, tag) is ready for recv_bytes (never blocks): rank 0
+  // polls for results while it keeps feeding the pipeline.
+  virtual bool poll_bytes(int peer, int tag) = 0;
   virtual void barrier() = 0;
 
   // A sub-communicator of the ranks passing the same color, ordered by key (like

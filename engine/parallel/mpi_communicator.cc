@@ -223,6 +223,12 @@ std::vector<uint8_t> MpiCommunicator::recv_bytes(int peer, int tag, bool wait_fo
   return out;
 }
 
+bool MpiCommunicator::poll_bytes(int peer, int tag) {
+  int found = 0;
+  check(MPI_Iprobe(peer, tag, comm_, &found, MPI_STATUS_IGNORE), "MPI_Iprobe");
+  return found != 0;
+}
+
 void MpiCommunicator::barrier() {
   MPI_Request req;
   check(MPI_Ibarrier(comm_, &req), "MPI_Ibarrier");
@@ -282,7 +288,9 @@ MpiRuntime::MpiRuntime() {
   world_size_ = world_->size();
 }
 
-MpiRuntime::~MpiRuntime() {
+MpiRuntime::~MpiRuntime() { finalize(); }
+
+void MpiRuntime::finalize() {
   world_.reset();
   if (initialized_here_ && mpi_initialized()) MPI_Finalize();
 }

@@ -62,6 +62,7 @@ class MpiCommunicator final : public Communicator {
   void recv(void* data, size_t bytes, int peer, int tag) override;
   void send_bytes(const std::vector<uint8_t>& bytes, int peer, int tag) override;
   std::vector<uint8_t> recv_bytes(int peer, int tag, bool wait_forever = false) override;
+  bool poll_bytes(int peer, int tag) override;
   void barrier() override;
   // MPI_Comm_split is blocking with no deadline, so every rank first meets in a barrier with
   // one; once all have arrived the split itself cannot hang.
@@ -107,6 +108,10 @@ class MpiRuntime {
   // CommError's do) on stderr and ends every rank of the job with `code`
   // (MPI_Abort); without MPI ends this process. What rank 0 does when a peer timed out.
   [[noreturn]] static void abort_job(int code, const std::string& message);
+
+  // MPI_Finalize now (idempotent; the destructor calls it too): for a process that ends with
+  // _Exit, which runs no destructors (herd serve), or a worker rank whose job is done.
+  void finalize();
 
   ~MpiRuntime();
   MpiRuntime(const MpiRuntime&) = delete;

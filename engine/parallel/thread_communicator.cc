@@ -100,6 +100,12 @@ class ThreadCommunicator final : public Communicator {
     check_peer(peer, "recv_bytes");
     return take(g_->bytes, peer, tag, wait_forever, "recv_bytes");
   }
+  bool poll_bytes(int peer, int tag) override {
+    check_peer(peer, "poll_bytes");
+    std::lock_guard<std::mutex> lock(g_->mu);
+    const auto it = g_->bytes.find({peer, rank_, tag});
+    return it != g_->bytes.end() && !it->second.empty();
+  }
 
   void barrier() override { wait("barrier"); }
 

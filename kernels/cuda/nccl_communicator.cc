@@ -140,6 +140,8 @@ void NcclCommunicator::send_bytes(const std::vector<uint8_t>& bytes, int peer, i
   bootstrap_->send_bytes(bytes, peer, tag);
 }
 
+bool NcclCommunicator::poll_bytes(int peer, int tag) { return bootstrap_->poll_bytes(peer, tag); }
+
 std::vector<uint8_t> NcclCommunicator::recv_bytes(int peer, int tag, bool wait_forever) {
   return bootstrap_->recv_bytes(peer, tag, wait_forever);
 }

@@ -54,6 +54,7 @@ class NcclCommunicator final : public Communicator {
   void recv(void* data, size_t bytes, int peer, int tag) override;
   void send_bytes(const std::vector<uint8_t>& bytes, int peer, int tag) override;
   std::vector<uint8_t> recv_bytes(int peer, int tag, bool wait_forever = false) override;
+  bool poll_bytes(int peer, int tag) override;
   void barrier() override;
   // Splits the host communicator and bootstraps a new NCCL comm on it.
   std::unique_ptr<Communicator> split(int color, int key) override;

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Draws Fig. 24-style curves (throughput vs latency, one line per configuration, points
+labelled with the batch size) from bench_parallel's JSON points as a plain SVG (no plotting
+library needed), and prints the ratios: micro-batching gain per workload and batch size, and
+TP 2 over one process on decode.
+
+usage: plot_fig24.py points.jsonl out.svg
+"""
+import json
+import sys
+from collections import defaultdict
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def panel(points, x0, y0, w, h, title):
+    """SVG elements of one panel: axes from 0 to the max, a polyline per config."""
+    out = []
+    xmax = max(p["latency_ms"] for p in points) * 1.1
+    ymax = max(p["throughput_tok_s"] for p in points) * 1.15
+    px = lambda v: x0 + 60 + (w - 80) * v / xmax
+    py = lambda v: y0 + h - 40 - (h - 70) * v / ymax
+    out.append(f'<text x="{x0 + w / 2}" y="{y0 + 18}" text-anchor="middle" '
+               f'font-weight="bold">{title}</text>')
+    out.append(f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(xmax)}" y2="{py(0)}" stroke="black"/>')
+    out.append(f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(0)}" y2="{py(ymax)}" stroke="black"/>')
+    for i in range(6):
+        xv, yv = xmax * i / 5, ymax * i / 5
+        out.append(f'<text x="{px(xv)}" y="{py(0) + 15}" text-anchor="middle" '
+                   f'font-size="10">{xv:.0f}</text>')
+        out.append(f'<text x="{px(0) - 5}" y="{py(yv) + 3}" text-anchor="end" '
+                   f'font-size="10">{yv:.0f}</text>')
+    out.append(f'<text x="{x0 + w / 2}" y="{y0 + h - 8}" text-anchor="middle" font-size="11">'
+               f'latency (ms: time to first token / time per output token)</text>')
+    out.append(f'<text x="{x0 + 14}" y="{y0 + h / 2}" font-size="11" text-anchor="middle" '
+               f'transform="rotate(-90 {x0 + 14} {y0 + h / 2})">throughput (tokens/s)</text>')
+    by_config = defaultdict(list)
+    for p in points:
+        by_config[p["config"]].append(p)
+    for i, (cfg, ps) in enumerate(sorted(by_config.items())):
+        c = COLORS[i % len(COLORS)]
+        ps.sort(key=lambda p: p["batch"])
+        pts = " ".join(f'{px(p["latency_ms"]):.1f},{py(p["throughput_tok_s"]):.1f}' for p in ps)
+        out.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2"/>')
+        for p in ps:
+            out.append(f'<circle cx="{px(p["latency_ms"]):.1f}" '
+                       f'cy="{py(p["throughput_tok_s"]):.1f}" r="3" fill="{c}"/>')
+            out.append(f'<text x="{px(p["latency_ms"]) + 4:.1f}" '
+                       f'y="{py(p["throughput_tok_s"]) - 4:.1f}" font-size="9">'
+                       f'b{p["batch"]}</text>')
+        out.append(f'<text x="{x0 + 70}" y="{y0 + 36 + 14 * i}" font-size="11" '
+                   f'fill="{c}">{cfg}</text>')
+    return out
+
+
+def main():
+    points = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+    workloads = sorted({p["workload"] for p in points})
+    w, h = 520, 400
+    body = []
+    for i, wl in enumerate(workloads):
+        body += panel([p for p in points if p["workload"] == wl], i * w, 0, w, h,
+                      f"{wl}-heavy" + (" (in 128, out 1)" if wl == "prefill"
+                                       else " (in 16, out 32)"))
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(workloads)}" '
+           f'height="{h}" font-family="sans-serif">'
+           f'<rect width="100%" height="100%" fill="white"/>' + "".join(body) + "</svg>\n")
+    open(sys.argv[2], "w").write(svg)
+
+    def find(cfg, wl, b):
+        for p in points:
+            if p["config"] == cfg and p["workload"] == wl and p["batch"] == b:
+                return p
+        return None
+
+    print("micro-batching gain (pp 2, one thread per rank): throughput mb2 / mb1")
+    for wl in workloads:
+        for b in sorted({p["batch"] for p in points if p["workload"] == wl}):
+            a, m = find("tp1-pp2-mb1-t1", wl, b), find("tp1-pp2-mb2-t1", wl, b)
+            if a and m:
+                print(f"  {wl:8s} batch {b:3d}: {m['throughput_tok_s'] / a['throughput_tok_s']:.2f}x"
+                      f"  (latency {a['latency_ms']:.0f} -> {m['latency_ms']:.0f} ms)")
+    print("tensor parallel: decode throughput tp2 (1 thread/rank) / one process (2 threads)")
+    for b in sorted({p["batch"] for p in points if p["workload"] == "decode"}):
+        t, s = find("tp2-pp1-mb1-t1", "decode", b), find("tp1-pp1-mb1-t2", "decode", b)
+        if t and s:
+            print(f"  decode   batch {b:3d}: {t['throughput_tok_s'] / s['throughput_tok_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The Llama 3 paper's Fig. 24 on this machine: throughput vs latency with and without
+# micro-batching in a 2-stage pipeline (one thread per rank), for a prefill-heavy and a
+# decode-heavy workload at a few batch sizes; plus tensor parallelism (TP 2, one thread per
+# rank) against one process with two threads on decode. Random llama3.2-1b-shaped BF16
+# weights (herd make-model), made once under OUT.
+#
+#   benchmarks/parallel/run_fig24.sh [BUILD_DIR=build/cpu] [OUT=build/fig24]
+#
+# Writes OUT/points.jsonl (one JSON point per line), OUT/fig24.svg (plot_fig24.py) and prints
+# the ratios the issue asks for (micro-batching gain per batch size, TP 2 / 1 process).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build/cpu}
+OUT=${2:-build/fig24}
+SHAPE=${SHAPE:-llama3.2-1b}
+PREFILL_BATCHES=${PREFILL_BATCHES:-1,2,4}
+DECODE_BATCHES=${DECODE_BATCHES:-1,2,4,8}
+mkdir -p "$OUT"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Same flags as the tests (tests/parallel/CMakeLists.txt says why each).
+MPIRUN=(mpirun --oversubscribe --bind-to none --mca btl self,vader
+        --mca btl_vader_single_copy_mechanism none)
+BENCH="$BUILD/benchmarks/bench_parallel"
+MODEL="$OUT/model-$SHAPE"
+if [ ! -f "$MODEL/config.json" ]; then
+  "$BUILD/herd" make-model --shape "$SHAPE" --output "$MODEL" --dtype bf16 --seed 1
+fi
+POINTS="$OUT/points.jsonl"
+: > "$POINTS"
+LOG="$OUT/log.txt"
+: > "$LOG"
+
+run() {  # run NP ARGS...: one configuration; JSON lines to POINTS, everything to LOG
+  local np=$1; shift
+  echo "+ np=$np $*" | tee -a "$LOG"
+  if [ "$np" = 1 ]; then
+    "$BENCH" --model "$MODEL" "$@" 2>>"$LOG"
+  else
+    "${MPIRUN[@]}" -np "$np" "$BENCH" --model "$MODEL" "$@" 2>>"$LOG"
+  fi | tee -a "$LOG" | grep '^{' >> "$POINTS"
+}
+
+PREFILL=(--workload prefill --batch-sizes "$PREFILL_BATCHES" --input-len 128
+         --max-num-batched-tokens 256)
+DECODE=(--workload decode --batch-sizes "$DECODE_BATCHES" --input-len 16 --output-len 32)
+for mb in 1 2; do
+  run 2 --pp 2 --micro-batches $mb --threads 1 "${PREFILL[@]}"
+  run 2 --pp 2 --micro-batches $mb --threads 1 "${DECODE[@]}"
+done
+run 2 --tp 2 --threads 1 "${DECODE[@]}"
+run 1 --threads 2 "${DECODE[@]}"
+
+python3 benchmarks/parallel/plot_fig24.py "$POINTS" "$OUT/fig24.svg" | tee -a "$LOG"
+echo "log: $LOG, points: $POINTS, plot: $OUT/fig24.svg"
