@@ -12,6 +12,8 @@ namespace herd {
 // "cpu": the CPU backend with `threads` threads (0 = hardware concurrency). "cuda": device 0,
 // throws herd::Error saying why when there is no usable GPU or herd was built without CUDA.
 // "auto": cuda when usable, else cpu (with a note on stderr). Anything else: InvalidArgument.
-std::unique_ptr<Backend> make_backend(const std::string& device, int threads);
+// cuda_device: which GPU (a parallel job gives each rank of a node its own: the local rank).
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads,
+                                      int cuda_device = 0);
 
 }  // namespace herd

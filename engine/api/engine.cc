@@ -12,13 +12,14 @@
 
 namespace herd {
 
-std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads,
+                                      [[maybe_unused]] int cuda_device) {
   if (device == "cpu") return make_cpu_backend(threads);
   if (device != "cuda" && device != "auto")
     throw InvalidArgument("device", "--device must be cpu, cuda or auto, got '" + device + "'");
 #ifdef HERD_HAVE_CUDA
   std::string why;
-  if (cuda_device_available(&why)) return make_cuda_backend(0);
+  if (cuda_device_available(&why)) return make_cuda_backend(cuda_device);
   if (device == "cuda") throw Error("--device cuda: " + why);
 #else
   if (device == "cuda")

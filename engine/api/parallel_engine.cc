@@ -14,6 +14,12 @@
 #include "engine/exec/rank_executor.h"
 #include "engine/model/weights.h"
 #include "engine/parallel/mpi_communicator.h"
+#ifdef HERD_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/nccl_communicator.h"
+#endif
 
 namespace herd {
 namespace {
@@ -66,7 +72,10 @@ std::unique_ptr<Engine> create_parallel_engine(const EngineOptions& opts) {
   static std::unique_ptr<Communicator> tp_group;
   tp_group = world.split(layout.pp_rank, layout.tp_rank);
 
-  std::unique_ptr<Backend> backend = make_backend(opts.device, opts.threads);
+  // One GPU per rank of a node: Open MPI's local rank picks it.
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+  std::unique_ptr<Backend> backend =
+      make_backend(opts.device, opts.threads, local ? std::atoi(local) : 0);
   std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(opts.model_dir);
   const std::vector<int32_t> eos = eos_ids_of(cfg, *tokenizer);
   auto weights =
@@ -86,6 +95,18 @@ std::unique_ptr<Engine> create_parallel_engine(const EngineOptions& opts) {
 
   Communicator* tp = layout.tp_size > 1 ? tp_group.get() : nullptr;
   Communicator* activations = layout.pp_size > 1 ? &world : nullptr;
+#ifdef HERD_HAVE_CUDA
+  // On GPUs the activations (all-reduce, stage to stage) live in device memory: NCCL carries
+  // them on the backend's stream, bootstrapped over the MPI groups above. Plans and tokens
+  // still travel over MPI (host bytes). Unverified on hardware (no multi-GPU machine here).
+  static std::unique_ptr<Communicator> nccl_tp, nccl_world;
+  if (backend->name() == "cuda") {
+    auto stream = static_cast<cudaStream_t>(cuda_stream_of(*backend));
+    if (tp) tp = (nccl_tp = std::make_unique<NcclCommunicator>(*tp_group, stream)).get();
+    if (activations)
+      activations = (nccl_world = std::make_unique<NcclCommunicator>(world, stream)).get();
+  }
+#endif
   auto runner = std::make_unique<ModelRunner>(cfg, weights, *backend, shape, eos, layout, tp,
                                               activations);
   if (rank != 0) {

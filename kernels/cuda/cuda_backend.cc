@@ -93,6 +93,7 @@ class CudaBackend final : public Backend {
   }
 
   std::string name() const override { return "cuda"; }
+  cudaStream_t stream() const { return stream_; }
   DType activation_dtype() const override { return DType::kBF16; }
   DType kv_dtype() const override { return DType::kBF16; }
 
@@ -384,6 +385,12 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayer& layer, const A
 
 std::unique_ptr<Backend> make_cuda_backend(int device) {
   return std::make_unique<CudaBackend>(device);
+}
+
+void* cuda_stream_of(Backend& backend) {
+  auto* cuda = dynamic_cast<CudaBackend*>(&backend);
+  if (!cuda) throw Error("cuda_stream_of: the backend is " + backend.name() + ", not cuda");
+  return cuda->stream();
 }
 
 }  // namespace herd

@@ -18,4 +18,8 @@ bool cuda_device_available(std::string* why);
 // when there is no such device or it is not a Hopper GPU.
 std::unique_ptr<Backend> make_cuda_backend(int device = 0);
 
+// The CUDA backend's stream (as a cudaStream_t): NCCL collectives of the parallel engine run on
+// it, in order with the backend's kernels. Throws herd::Error for another backend.
+void* cuda_stream_of(Backend& backend);
+
 }  // namespace herd

@@ -135,6 +135,28 @@ TEST(EngineEquivalence, ReserveNeverPreemptsAndGivesSameOutputs) {
   EXPECT_EQ(stats.free_blocks, stats.num_blocks);
 }
 
+// Plans in flight in one process (--micro-batches M: async scheduling, the engine core plans
+// step i+1 while step i runs): the running batch is split between M plans and chunks of one
+// prompt go into consecutive plans, yet every token is the one a single plan in flight gives —
+// also when the pool is tight enough to preempt (invariants checked after every landing).
+TEST(EngineEquivalence, PlansInFlightGiveTheSameOutputs) {
+  const Tokens expected = run_batched(tiny_engine_options());
+  for (int m : {2, 3}) {
+    EngineOptions o = tiny_engine_options();
+    o.parallel.micro_batches = m;
+    o.max_num_batched_tokens = 16;  // many chunks: consecutive chunks in flight together
+    EngineStats stats;
+    EXPECT_EQ(run_batched(o, &stats), expected) << "micro-batches " << m;
+    EXPECT_EQ(stats.free_blocks, stats.num_blocks);
+    EngineOptions tight = tiny_engine_options(/*num_blocks=*/24);
+    tight.parallel.micro_batches = m;
+    tight.max_model_len = 24 * 16;
+    EXPECT_EQ(run_batched(tight, &stats), expected) << "micro-batches " << m << ", tight pool";
+    EXPECT_GT(stats.preemptions, 0);
+    EXPECT_EQ(stats.free_blocks, stats.num_blocks);
+  }
+}
+
 // Issue 14 item 8: n samples of a prompt that is already in the prefix cache all start in the
 // first step (no step waiting for sample 0), and share the cached blocks correctly: the same
 // tokens as on a cold engine, max_tokens steps in all.

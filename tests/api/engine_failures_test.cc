@@ -57,8 +57,9 @@ struct Collector {
 
 // Runs "victim" and "bystander" together; the hook poisons the victim's row with `bad` at its
 // third sampled token. The bystander must produce exactly what it produces alone.
-void check_poisoned_row_fails_only_its_request(float bad) {
-  const EngineOptions o = tiny_engine_options();
+void check_poisoned_row_fails_only_its_request(float bad, int micro_batches = 1) {
+  EngineOptions o = tiny_engine_options();
+  o.parallel.micro_batches = micro_batches;
   std::vector<int32_t> alone;
   {
     auto e = make_test_engine(o);
@@ -107,6 +108,45 @@ TEST(EngineFailures, NanLogitFailsOnlyItsRequestAndIsCounted) {
 TEST(EngineFailures, InfiniteLogitFailsOnlyItsRequestAndIsCounted) {
   check_poisoned_row_fails_only_its_request(std::numeric_limits<float>::infinity());
   check_poisoned_row_fails_only_its_request(-std::numeric_limits<float>::infinity());
+}
+
+// With plans in flight the poisoned row's request may have another plan in flight (its other
+// sample in the other micro-batch): that one lands later and is ignored.
+TEST(EngineFailures, NanLogitWithPlansInFlightFailsOnlyItsRequest) {
+  check_poisoned_row_fails_only_its_request(std::numeric_limits<float>::quiet_NaN(), 2);
+}
+
+// An abort that arrives while plans naming the request are in flight: the request ends at
+// once (final kAbort delta), its in-flight entries are ignored when they land, its blocks come
+// back only then, and the request sharing those plans is untouched.
+TEST(EngineFailures, AbortWhilePlansAreInFlight) {
+  EngineOptions o = tiny_engine_options();
+  o.parallel.micro_batches = 2;
+  std::vector<int32_t> alone;
+  {
+    auto e = make_test_engine(o);
+    std::vector<Request> reqs;
+    reqs.push_back(seeded_request("bystander", test_prompt(20, 1), 12, 42));
+    alone = e->generate(std::move(reqs))[0][0].token_ids;
+  }
+  auto e = make_test_engine(o);
+  int victim_rows = 0;
+  e->set_logits_hook([&](const std::string& id, int, std::span<float>) {
+    if (id == "victim" && ++victim_rows == 3) e->abort("victim");  // from the executor thread
+  });
+  std::vector<Request> reqs;
+  reqs.push_back(seeded_request("victim", test_prompt(20, 2), 12, 7, /*n=*/2));
+  reqs.push_back(seeded_request("bystander", test_prompt(20, 1), 12, 42));
+  const auto out = e->generate(std::move(reqs));
+  for (const Output& s : out[0]) {
+    EXPECT_EQ(s.finish_reason, FinishReason::kAbort);
+    EXPECT_TRUE(s.error.empty()) << s.error;
+    EXPECT_LT(s.token_ids.size(), 12u);
+  }
+  EXPECT_EQ(out[1][0].token_ids, alone);
+  const EngineStats st = e->stats();
+  EXPECT_EQ(st.free_blocks, st.num_blocks);
+  EXPECT_TRUE(st.healthy);
 }
 
 TEST(EngineFailures, FailedStepMakesTheEngineUnhealthyAndEndsLiveRequestsWithAnError) {
