@@ -90,9 +90,9 @@ LlamaModel::LlamaModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeight
   embed_ = adopt(backend, w.embed_tokens);
   final_norm_ = adopt(backend, w.norm);
   // Tied and unsharded: the same view, adopted once (a GPU copy of 4 GB matters).
-  const bool share_head = w.lm_head.data != nullptr && w.lm_head.data == w.embed_tokens.data &&
-                          w.lm_head.rows == w.embed_tokens.rows;
-  lm_head_ = share_head ? embed_ : adopt(backend, w.lm_head);
+  head_is_embed_ = w.lm_head.data != nullptr && w.lm_head.data == w.embed_tokens.data &&
+                   w.lm_head.rows == w.embed_tokens.rows;
+  lm_head_ = head_is_embed_ ? embed_ : adopt(backend, w.lm_head);
   vocab_shard_ = vocab_shard_rows(cfg, layout_.tp_size);
   for (const auto& lw : w.layers) {
     Layer l;
@@ -150,7 +150,7 @@ LlamaModel::~LlamaModel() {
   if (d_block_tables_) backend_.deallocate(d_block_tables_);
   if (embed_.data) backend_.release_weight(embed_);
   if (final_norm_.data) backend_.release_weight(final_norm_);
-  if (lm_head_.data && lm_head_.data != embed_.data) backend_.release_weight(lm_head_);
+  if (lm_head_.data && !head_is_embed_) backend_.release_weight(lm_head_);
   if (ones_.data) backend_.release_weight(ones_);
   for (const auto& l : layers_)
     for (const Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate,

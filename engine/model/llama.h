@@ -16,6 +16,9 @@
 //                     stage's last layer (every residual add done; the next stage's first
 //                     input norm not yet applied): the executor sends it on
 //   last stage:       final norm + lm_head on logits_rows -> logits
+// Every TP rank of a stage holds the same full residual (after the all-reduces), so TP rank r
+// of stage s can send to TP rank r of stage s + 1 (tests/parallel_model does): T x hidden
+// activations per step, e.g. 2 x 16384 bytes per token for 405B in bf16.
 // The default layout (one stage, tp 1) is the whole model, exactly the single-process path.
 #pragma once
 
@@ -89,7 +92,8 @@ class LlamaModel {
   // Runs the step on this rank's layers. Last stage: writes fp32 logits
   // [logits_rows.size(), vocab] into `logits` (host; every TP rank gets the full rows).
   // Other stages: `logits` is unused (may be null). Every rank of a stage's TP group must
-  // call it with the same input (it all-reduces).
+  // call it with the same input (it all-reduces). Every stage gets the whole StepInput;
+  // token_ids are read only by the first stage (later ones take its length as num_tokens).
   void forward(const StepInput& in, KvCache& kv, float* logits);
 
   // The residual-stream buffer [num_tokens, hidden] (activation dtype, backend memory) that a
@@ -118,6 +122,7 @@ class LlamaModel {
   int max_tokens_;
   int max_seqs_;
   Tensor embed_, final_norm_, lm_head_;
+  bool head_is_embed_ = false;    // tied and unsharded: one adopted tensor serves both
   Tensor ones_;                   // [1, hidden] of 1.0: folds the last residual add of a stage
   std::vector<float> ones_host_;  // backs ones_ (adopt_weight may keep the host pointer)
   int64_t vocab_shard_ = 0;       // lm_head rows per TP rank (the last may hold fewer)
