@@ -59,6 +59,8 @@ Args parse(int argc, char** argv) {
     else if (k == "--threads") a.o.threads = std::atoi(v.c_str());
     else if (k == "--kv-cache-gb") a.o.kv_cache_gb = std::atof(v.c_str());
     else if (k == "--max-num-batched-tokens") a.o.max_num_batched_tokens = std::atoi(v.c_str());
+    else if (k == "--long-prefill-token-threshold")
+      a.o.long_prefill_token_threshold = std::atoi(v.c_str());
     else if (k == "--workload") a.workload = v;
     else if (k == "--batch-sizes") a.batches = parse_list(v);
     else if (k == "--input-len") a.input_len = std::atoi(v.c_str());

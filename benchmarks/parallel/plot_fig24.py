@@ -60,7 +60,7 @@ def main():
     body = []
     for i, wl in enumerate(workloads):
         body += panel([p for p in points if p["workload"] == wl], i * w, 0, w, h,
-                      f"{wl}-heavy" + (" (in 128, out 1)" if wl == "prefill"
+                      f"{wl}-heavy" + (" (in 256, out 1)" if wl == "prefill"
                                        else " (in 16, out 32)"))
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(workloads)}" '
            f'height="{h}" font-family="sans-serif">'
@@ -80,6 +80,14 @@ def main():
             if a and m:
                 print(f"  {wl:8s} batch {b:3d}: {m['throughput_tok_s'] / a['throughput_tok_s']:.2f}x"
                       f"  (latency {a['latency_ms']:.0f} -> {m['latency_ms']:.0f} ms)")
+    print("pipeline vs one process with both cores (the 2-core ceiling): throughput pp2 / 1 proc")
+    for wl in workloads:
+        for b in sorted({p["batch"] for p in points if p["workload"] == wl}):
+            m, s2 = find("tp1-pp2-mb2-t1", wl, b), find("tp1-pp1-mb1-t2", wl, b)
+            o = find("tp1-pp1-mb1-t1", wl, b)
+            if m and s2:
+                extra = f", 1 thread {o['throughput_tok_s'] / s2['throughput_tok_s']:.2f}x" if o else ""
+                print(f"  {wl:8s} batch {b:3d}: mb2 {m['throughput_tok_s'] / s2['throughput_tok_s']:.2f}x{extra}")
     print("tensor parallel: decode throughput tp2 (1 thread/rank) / one process (2 threads)")
     for b in sorted({p["batch"] for p in points if p["workload"] == "decode"}):
         t, s = find("tp2-pp1-mb1-t1", "decode", b), find("tp1-pp1-mb1-t2", "decode", b)

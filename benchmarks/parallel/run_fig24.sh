@@ -7,14 +7,15 @@
 #
 #   benchmarks/parallel/run_fig24.sh [BUILD_DIR=build/cpu] [OUT=build/fig24]
 #
-# Writes OUT/points.jsonl (one JSON point per line), OUT/fig24.svg (plot_fig24.py) and prints
+# Set HERD_TRACE_STEPS=1 (and pass -x HERD_TRACE_STEPS to mpirun) to see per rank and plan
+# where a pipeline waits. Writes OUT/points.jsonl (one JSON point per line), OUT/fig24.svg (plot_fig24.py) and prints
 # the ratios the issue asks for (micro-batching gain per batch size, TP 2 / 1 process).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build/cpu}
 OUT=${2:-build/fig24}
 SHAPE=${SHAPE:-llama3.2-1b}
-PREFILL_BATCHES=${PREFILL_BATCHES:-1,2,4}
+PREFILL_BATCHES=${PREFILL_BATCHES:-2,4,8}
 DECODE_BATCHES=${DECODE_BATCHES:-1,2,4,8}
 mkdir -p "$OUT"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -41,14 +42,21 @@ run() {  # run NP ARGS...: one configuration; JSON lines to POINTS, everything t
   fi | tee -a "$LOG" | grep '^{' >> "$POINTS"
 }
 
-PREFILL=(--workload prefill --batch-sizes "$PREFILL_BATCHES" --input-len 128
-         --max-num-batched-tokens 256)
+# Prefill: whole 256-token prompts per plan (no per-sequence chunk cap), 512 tokens per plan,
+# so a micro-batch is as compute-bound as the full batch (the CPU GEMM loses efficiency below
+# a few hundred rows); B prompts make B/2 plans with 1 micro-batch and B with 2.
+PREFILL=(--workload prefill --batch-sizes "$PREFILL_BATCHES" --input-len 256
+         --max-num-batched-tokens 512 --long-prefill-token-threshold 0)
 DECODE=(--workload decode --batch-sizes "$DECODE_BATCHES" --input-len 16 --output-len 32)
 for mb in 1 2; do
   run 2 --pp 2 --micro-batches $mb --threads 1 "${PREFILL[@]}"
   run 2 --pp 2 --micro-batches $mb --threads 1 "${DECODE[@]}"
 done
 run 2 --tp 2 --threads 1 "${DECODE[@]}"
+# Peers in the same run: one process with one thread (what one rank can do) and with two
+# (both cores in one process: the ceiling any 2-rank layout is measured against).
+run 1 --threads 1 "${PREFILL[@]}"
+run 1 --threads 2 "${PREFILL[@]}"
 run 1 --threads 2 "${DECODE[@]}"
 
 python3 benchmarks/parallel/plot_fig24.py "$POINTS" "$OUT/fig24.svg" | tee -a "$LOG"

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <chrono>
 #include <future>
 #include <stdexcept>
 
@@ -94,6 +96,8 @@ LlmEngine::LlmEngine(EngineParts parts, const EngineOptions& opts)
       executor_(std::move(parts.executor)),
       max_in_flight_(opts.parallel.plans_in_flight()) {
   if (opts.max_waiting < 0) throw InvalidArgument("max-waiting", "--max-waiting must be >= 0");
+  const char* trace = std::getenv("HERD_TRACE_STEPS");
+  trace_ = trace && *trace && std::string(trace) != "0";
   sched_ = std::make_unique<Scheduler>(sched_config_);
   if (!executor_) {
     RunnerShape shape;
@@ -158,7 +162,8 @@ void LlmEngine::add_locked(Request req, OutputSink sink, bool bypass_queue_limit
   prompt_tokens_ += prompt_len;
   ++num_unstarted_;
   requests_[rs->req.id] = std::move(rs);
-  cv_.notify_one();
+  new_work_ = true;
+  cv_.notify_all();
 }
 
 void LlmEngine::abort(const std::string& request_id) {
@@ -166,7 +171,7 @@ void LlmEngine::abort(const std::string& request_id) {
   const auto it = requests_.find(request_id);
   if (it == requests_.end()) return;  // unknown or already retired: nothing to abort
   pending_aborts_.push_back(PendingAbort{request_id, it->second->serial});
-  cv_.notify_one();
+  cv_.notify_all();
 }
 
 void LlmEngine::set_logits_hook(LogitsHook hook) { executor_->set_logits_hook(std::move(hook)); }
@@ -297,28 +302,50 @@ void LlmEngine::loop() {
 }
 
 bool LlmEngine::run_step(std::vector<Delivery>& out) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    apply_aborts_locked(out);
-    if (stopping_ || !healthy_) return false;
-    while (int(in_flight_.size()) < max_in_flight_) {
-      StepPlan plan = sched_->schedule();
-      if (plan.empty()) break;
-      if (opts_.test_fail_step_after >= 0 && steps_submitted_ >= opts_.test_fail_step_after)
-        throw std::runtime_error("injected device fault after " +
-                                 std::to_string(opts_.test_fail_step_after) +
-                                 " steps (test hook HERD_TEST_FAIL_STEP_AFTER)");
-      ExecPlan exec = make_exec_plan_locked(plan);
-      std::future<ExecResult> f = executor_->submit(std::move(exec));
-      in_flight_.push_back(InFlight{std::move(plan), std::move(f)});
-      ++steps_submitted_;
+  std::unique_lock<std::mutex> lock(mu_);
+  apply_aborts_locked(out);
+  if (stopping_ || !healthy_) return false;
+  new_work_ = false;
+  while (int(in_flight_.size()) < max_in_flight_) {
+    StepPlan plan = sched_->schedule();
+    if (plan.empty()) break;
+    if (opts_.test_fail_step_after >= 0 && steps_submitted_ >= opts_.test_fail_step_after)
+      throw std::runtime_error("injected device fault after " +
+                               std::to_string(opts_.test_fail_step_after) +
+                               " steps (test hook HERD_TEST_FAIL_STEP_AFTER)");
+    ExecPlan exec = make_exec_plan_locked(plan);
+    std::future<ExecResult> f = executor_->submit(std::move(exec), [this] {
+      std::lock_guard<std::mutex> l(mu_);
+      cv_.notify_all();
+    });
+    if (trace_) {
+      std::string what;
+      for (const ScheduledSeq& e : plan.entries)
+        what += " " + e.seq->request_id() + "/" + std::to_string(e.seq->index()) + "@" +
+                std::to_string(e.start) + "+" + std::to_string(e.num_tokens);
+      std::fprintf(stderr, "[herd trace] plan %lld submitted (%zu in flight):%s\n",
+                   (long long)steps_submitted_, in_flight_.size() + 1, what.c_str());
     }
+    in_flight_.push_back(InFlight{std::move(plan), std::move(f)});
+    ++steps_submitted_;
   }
   if (in_flight_.empty()) return !out.empty();
+  // Wait for the oldest plan — but wake for an abort, or for a new request while there is room
+  // for another plan: it joins the pipeline at once instead of after the oldest plan lands.
+  auto oldest_ready = [&] {
+    return in_flight_.front().result.wait_for(std::chrono::seconds(0)) ==
+           std::future_status::ready;
+  };
+  cv_.wait(lock, [&] {
+    return oldest_ready() || stopping_ || !pending_aborts_.empty() ||
+           (new_work_ && int(in_flight_.size()) < max_in_flight_);
+  });
+  if (!oldest_ready()) return true;  // back to the top: apply aborts, plan more
   InFlight step = std::move(in_flight_.front());
   in_flight_.pop_front();
+  lock.unlock();
   ExecResult r = step.result.get();  // rethrows the executor's failure
-  std::lock_guard<std::mutex> lock(mu_);
+  lock.lock();
   land_locked(step.plan, r, out);
   return true;
 }

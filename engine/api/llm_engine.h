@@ -152,6 +152,7 @@ class LlmEngine final : public Engine {
 
   std::unique_ptr<Executor> executor_;  // after backend_: destroyed before it
   int max_in_flight_ = 1;
+  bool trace_ = false;  // HERD_TRACE_STEPS=1: a line per plan submitted (where a pipeline idles)
   // Engine-thread only (no lock needed).
   std::deque<InFlight> in_flight_;
 
@@ -166,6 +167,7 @@ class LlmEngine final : public Engine {
   std::string unhealthy_reason_;
   int64_t nonfinite_logit_errors_ = 0;
   bool stopping_ = false;
+  bool new_work_ = false;  // a request was added since the last planning
   bool check_invariants_ = false;
   int64_t prompt_tokens_ = 0;
   int64_t generation_tokens_ = 0;

@@ -26,7 +26,9 @@ using LogitsHook =
 class Executor {
  public:
   virtual ~Executor() = default;
-  virtual std::future<ExecResult> submit(ExecPlan plan) = 0;
+  // on_done (may be empty) is called on the executor's thread right after the future became
+  // ready (value or exception), with no executor lock held: the engine core wakes up on it.
+  virtual std::future<ExecResult> submit(ExecPlan plan, std::function<void()> on_done = {}) = 0;
   // Only where the logits are in this process (LocalExecutor); others throw.
   virtual void set_logits_hook(LogitsHook hook) = 0;
   // Stops after the plans already submitted; idempotent.

@@ -10,10 +10,10 @@ LocalExecutor::LocalExecutor(std::unique_ptr<ModelRunner> runner) : runner_(std:
 
 LocalExecutor::~LocalExecutor() { shutdown(); }
 
-std::future<ExecResult> LocalExecutor::submit(ExecPlan plan) {
+std::future<ExecResult> LocalExecutor::submit(ExecPlan plan, std::function<void()> on_done) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) throw std::logic_error("LocalExecutor: submit after shutdown");
-  queue_.push_back(Job{std::move(plan), {}});
+  queue_.push_back(Job{std::move(plan), {}, std::move(on_done)});
   std::future<ExecResult> f = queue_.back().result.get_future();
   cv_.notify_one();
   return f;
@@ -43,6 +43,7 @@ void LocalExecutor::loop() {
     } catch (...) {
       job.result.set_exception(std::current_exception());
     }
+    if (job.on_done) job.on_done();
   }
 }
 

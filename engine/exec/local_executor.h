@@ -20,7 +20,7 @@ class LocalExecutor final : public Executor {
   explicit LocalExecutor(std::unique_ptr<ModelRunner> runner);
   ~LocalExecutor() override;
 
-  std::future<ExecResult> submit(ExecPlan plan) override;
+  std::future<ExecResult> submit(ExecPlan plan, std::function<void()> on_done = {}) override;
   void set_logits_hook(LogitsHook hook) override { runner_->set_logits_hook(std::move(hook)); }
   void shutdown() override;
 
@@ -28,6 +28,7 @@ class LocalExecutor final : public Executor {
   struct Job {
     ExecPlan plan;
     std::promise<ExecResult> result;
+    std::function<void()> on_done;
   };
   void loop();
 

@@ -1,6 +1,9 @@
 #include "engine/exec/model_runner.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <stdexcept>
 
@@ -25,6 +28,9 @@ ModelRunner::ModelRunner(const ModelConfig& cfg, std::shared_ptr<const LlamaWeig
   kv_ = std::make_unique<KvCache>(backend_, cfg_, shape.num_blocks, shape.block_size, layout_);
   model_ = std::make_unique<LlamaModel>(cfg_, weights_, backend_, shape.max_tokens,
                                         shape.max_seqs, layout_, tp);
+  // HERD_TRACE_STEPS=1: one line per plan and rank on stderr (where a pipeline waits).
+  const char* trace = std::getenv("HERD_TRACE_STEPS");
+  trace_ = trace && *trace && std::string(trace) != "0";
   if (layout_.last_stage()) logits_.resize(size_t(shape.max_seqs) * size_t(cfg_.vocab_size));
 }
 
@@ -47,20 +53,37 @@ std::optional<ExecResult> ModelRunner::run_stage(const ExecPlan& plan) {
                            " sample specs for " + std::to_string(plan.input.logits_rows.size()) +
                            " logits rows");
   const int64_t tokens = int64_t(plan.input.token_ids.size());
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point t0 = Clock::now();
+  Clock::time_point t1 = t0, t2 = t0;
   // Hidden states travel between the same TP rank of neighbouring stages (every TP rank holds
   // the whole residual stream after its all-reduces); plans arrive in order on each link.
   if (!layout_.first_stage()) {
     Tensor h = model_->hidden_states(tokens);
     activations_->recv(h.data, h.bytes(), layout_.world_rank() - layout_.tp_size, kTagHidden);
   }
+  t1 = Clock::now();
   model_->forward(plan.input, *kv_, layout_.last_stage() ? logits_.data() : nullptr);
+  t2 = Clock::now();
+  std::optional<ExecResult> result;
   if (!layout_.last_stage()) {
     const Tensor h = model_->hidden_states(tokens);
     activations_->send(h.data, h.bytes(), layout_.world_rank() + layout_.tp_size, kTagHidden);
-    return std::nullopt;
+  } else if (layout_.samples()) {
+    result = sample_rows(plan, logits_.data());
   }
-  if (!layout_.samples()) return std::nullopt;
-  return sample_rows(plan, logits_.data());
+  if (trace_) {
+    auto ms = [](Clock::time_point a, Clock::time_point b) {
+      return std::chrono::duration<double, std::milli>(b - a).count();
+    };
+    std::fprintf(stderr,
+                 "[herd trace] t=%.1f rank %d plan %llu: %lld tokens %zu seqs, recv %.1f ms, "
+                 "forward %.1f ms, send/sample %.1f ms\n",
+                 ms(Clock::time_point{}, t0), layout_.world_rank(), (unsigned long long)plan.id,
+                 (long long)tokens,
+                 plan.input.seq_lens.size(), ms(t0, t1), ms(t1, t2), ms(t2, Clock::now()));
+  }
+  return result;
 }
 
 ExecResult ModelRunner::sample_rows(const ExecPlan& plan, float* logits) {

@@ -65,6 +65,7 @@ class ModelRunner {
   std::unique_ptr<LlamaModel> model_;
   Sampler sampler_;
   std::vector<float> logits_;
+  bool trace_ = false;
   std::mutex hook_mu_;
   LogitsHook hook_;
 };

@@ -21,15 +21,15 @@ RankExecutor::RankExecutor(std::unique_ptr<ModelRunner> runner, Communicator& wo
 
 RankExecutor::~RankExecutor() { shutdown(); }
 
-std::future<ExecResult> RankExecutor::submit(ExecPlan plan) {
+std::future<ExecResult> RankExecutor::submit(ExecPlan plan, std::function<void()> on_done) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) throw std::logic_error("RankExecutor: submit after shutdown");
   if (!failed_.empty()) {
     std::promise<ExecResult> p;
     p.set_exception(std::make_exception_ptr(CommError(failed_)));
-    return p.get_future();
+    return p.get_future();  // ready at once: the caller need not be woken
   }
-  queue_.push_back(Job{std::move(plan), {}});
+  queue_.push_back(Job{std::move(plan), {}, std::move(on_done)});
   std::future<ExecResult> f = queue_.back().result.get_future();
   cv_.notify_one();
   return f;
@@ -53,12 +53,17 @@ void RankExecutor::shutdown() {
 
 void RankExecutor::fail_all(const std::string& error) {
   const auto ex = std::make_exception_ptr(CommError(error));
-  for (auto& [id, p] : pending_) p.set_exception(ex);
+  std::vector<std::function<void()>> wake;
+  for (Pending& p : pending_) p.result.set_exception(ex), wake.push_back(std::move(p.on_done));
   pending_.clear();
-  std::lock_guard<std::mutex> lock(mu_);
-  failed_ = error;
-  for (Job& j : queue_) j.result.set_exception(ex);
-  queue_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    failed_ = error;
+    for (Job& j : queue_) j.result.set_exception(ex), wake.push_back(std::move(j.on_done));
+    queue_.clear();
+  }
+  for (auto& w : wake)
+    if (w) w();
 }
 
 void RankExecutor::loop() {
@@ -83,13 +88,15 @@ void RankExecutor::loop() {
       if (have_job) {
         // Pending from now on, so that a failure below fails this plan too (fail_all).
         if (pending_.empty()) oldest_sent = Clock::now();
-        pending_.emplace_back(job.plan.id, std::move(job.result));
+        pending_.push_back(Pending{job.plan.id, std::move(job.result), std::move(job.on_done)});
         const std::vector<uint8_t> bytes = encode_plan(job.plan);
         for (int r = 1; r < world_.size(); ++r) world_.send_bytes(bytes, r, kTagPlan);
         std::optional<ExecResult> mine = runner_->run_stage(job.plan);
         if (mine) {  // pipeline size 1: rank 0 samples, and plans complete in order here
-          pending_.back().second.set_value(std::move(*mine));
+          Pending done = std::move(pending_.back());
           pending_.pop_back();
+          done.result.set_value(std::move(*mine));
+          if (done.on_done) done.on_done();
         }
         continue;
       }
@@ -97,12 +104,14 @@ void RankExecutor::loop() {
       // so that a plan submitted meanwhile is sent at once (keeps every stage busy).
       if (world_.poll_bytes(sampler_rank_, kTagResult)) {
         ExecResult r = decode_result(world_.recv_bytes(sampler_rank_, kTagResult));
-        auto [id, promise] = std::move(pending_.front());
-        pending_.pop_front();
-        if (r.id != id)
+        if (r.id != pending_.front().id)
           throw Error("rank " + std::to_string(sampler_rank_) + " answered plan " +
-                      std::to_string(r.id) + " while plan " + std::to_string(id) + " was due");
-        promise.set_value(std::move(r));
+                      std::to_string(r.id) + " while plan " +
+                      std::to_string(pending_.front().id) + " was due");
+        Pending done = std::move(pending_.front());
+        pending_.pop_front();
+        done.result.set_value(std::move(r));
+        if (done.on_done) done.on_done();
         oldest_sent = Clock::now();
         continue;
       }
@@ -112,7 +121,7 @@ void RankExecutor::loop() {
         throw CommError("rank 0: no tokens from rank " + std::to_string(sampler_rank_) +
                         " (the last pipeline stage) within " +
                         std::to_string(world_.timeout_ms()) + " ms for plan " +
-                        std::to_string(pending_.front().first));
+                        std::to_string(pending_.front().id));
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, std::chrono::microseconds(200), [&] { return !queue_.empty(); });
     }

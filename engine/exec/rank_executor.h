@@ -44,7 +44,7 @@ class RankExecutor final : public Executor {
                FatalHandler on_fatal);
   ~RankExecutor() override;
 
-  std::future<ExecResult> submit(ExecPlan plan) override;
+  std::future<ExecResult> submit(ExecPlan plan, std::function<void()> on_done = {}) override;
   void set_logits_hook(LogitsHook hook) override;
   void shutdown() override;  // tells every worker to stop, then joins
 
@@ -52,6 +52,7 @@ class RankExecutor final : public Executor {
   struct Job {
     ExecPlan plan;
     std::promise<ExecResult> result;
+    std::function<void()> on_done;
   };
   void loop();
   void fail_all(const std::string& error);
@@ -68,7 +69,12 @@ class RankExecutor final : public Executor {
   bool stopping_ = false;
   std::string failed_;  // set once the loop failed: later submits fail at once
   // Executor thread only: plans sent down the pipeline whose tokens have not come back.
-  std::deque<std::pair<uint64_t, std::promise<ExecResult>>> pending_;
+  struct Pending {
+    uint64_t id = 0;
+    std::promise<ExecResult> result;
+    std::function<void()> on_done;
+  };
+  std::deque<Pending> pending_;
   std::thread thread_;
 };
 

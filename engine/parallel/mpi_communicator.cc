@@ -16,15 +16,24 @@ using Clock = std::chrono::steady_clock;
 // Sleep between polls: starts at 2 us (a reply that is already on its way costs almost no
 // latency) and doubles to 1 ms (a rank waiting on a long computation elsewhere costs ~0 CPU,
 // which matters when ranks share cores).
+// Waiting for a peer: poll hot (yield between tests) for the first 100 us — a TP all-reduce
+// or a stage hand-off usually completes within that, and a sleep there costs its wake-up
+// latency on every layer — then sleep, doubling up to 200 us, so a rank that waits for a
+// long step (or shares a core with others under --oversubscribe) leaves the core to them.
 class Backoff {
  public:
   void pause() {
+    if (std::chrono::steady_clock::now() - start_ < std::chrono::microseconds(100)) {
+      std::this_thread::yield();
+      return;
+    }
     std::this_thread::sleep_for(std::chrono::microseconds(us_));
-    us_ = std::min<int64_t>(us_ * 2, 1000);
+    us_ = std::min<int64_t>(us_ * 2, 200);
   }
 
  private:
-  int64_t us_ = 2;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  int64_t us_ = 5;
 };
 
 void check(int rc, const char* call) {
@@ -74,7 +83,18 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm, bool owned, int64_t timeout_ms)
 MpiCommunicator::~MpiCommunicator() {
   // A communicator outliving MPI_Finalize (a static, an exception unwinding past main's
   // runtime) must not call into MPI any more.
-  if (owned_ && MpiRuntime::mpi_initialized()) MPI_Comm_free(&comm_);
+  if (!MpiRuntime::mpi_initialized()) return;
+  // Queued byte sends (a stop message to the workers) get their deadline to be delivered.
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms_);
+  Backoff backoff;
+  for (QueuedSend& q : queued_sends_) {
+    int done = 0;
+    while (MPI_Test(&q.req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done &&
+           Clock::now() < deadline)
+      backoff.pause();
+    if (!done) MPI_Cancel(&q.req), MPI_Request_free(&q.req);
+  }
+  if (owned_) MPI_Comm_free(&comm_);
 }
 
 int MpiCommunicator::world_rank_of(int rank) const {
@@ -194,10 +214,31 @@ void MpiCommunicator::recv(void* data, size_t bytes, int peer, int tag) {
 }
 
 void MpiCommunicator::send_bytes(const std::vector<uint8_t>& bytes, int peer, int tag) {
-  send(bytes.data(), bytes.size(), peer, tag);
+  reap_sends();
+  const int n = to_count(bytes.size(), "send_bytes");
+  queued_sends_.push_back(QueuedSend{MPI_REQUEST_NULL, bytes, Clock::now(), peer, tag});
+  QueuedSend& q = queued_sends_.back();
+  check(MPI_Isend(q.bytes.data(), n, MPI_BYTE, peer, tag, comm_, &q.req), "MPI_Isend");
+}
+
+void MpiCommunicator::reap_sends() {
+  while (!queued_sends_.empty()) {
+    QueuedSend& q = queued_sends_.front();
+    int done = 0;
+    check(MPI_Test(&q.req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    if (!done) {
+      if (Clock::now() - q.since > std::chrono::milliseconds(timeout_ms_))
+        throw CommError("rank " + std::to_string(world_rank_) + ": " +
+                        with_peer("send_bytes", q.peer, q.tag) + " not delivered within " +
+                        std::to_string(timeout_ms_) + " ms");
+      return;  // later ones to the same peer cannot be done before it
+    }
+    queued_sends_.pop_front();
+  }
 }
 
 std::vector<uint8_t> MpiCommunicator::recv_bytes(int peer, int tag, bool wait_forever) {
+  reap_sends();
   // The size is unknown: probe until the message is there, then receive exactly that message
   // (MPI_Improbe + MPI_Mrecv: no other receive can take it in between).
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms_);
@@ -224,6 +265,7 @@ std::vector<uint8_t> MpiCommunicator::recv_bytes(int peer, int tag, bool wait_fo
 }
 
 bool MpiCommunicator::poll_bytes(int peer, int tag) {
+  reap_sends();
   int found = 0;
   check(MPI_Iprobe(peer, tag, comm_, &found, MPI_STATUS_IGNORE), "MPI_Iprobe");
   return found != 0;

@@ -27,6 +27,8 @@
 
 #include <memory>
 #include <string>
+#include <chrono>
+#include <deque>
 #include <vector>
 
 #include "engine/parallel/communicator.h"
@@ -60,6 +62,11 @@ class MpiCommunicator final : public Communicator {
   void broadcast(void* data, size_t bytes, int root) override;
   void send(const void* data, size_t bytes, int peer, int tag) override;
   void recv(void* data, size_t bytes, int peer, int tag) override;
+  // Returns once the message is queued (a copy is kept until MPI is done with it): Open MPI
+  // does not complete even a small send while its receiver computes (after a large message to
+  // the same peer it waits for the receiver to enter MPI), and rank 0 must not sit idle until
+  // a busy stage takes its next plan. Order per (peer, tag) is kept; a send still undelivered
+  // after timeout_ms() throws CommError at a later send_bytes / recv_bytes / poll_bytes.
   void send_bytes(const std::vector<uint8_t>& bytes, int peer, int tag) override;
   std::vector<uint8_t> recv_bytes(int peer, int tag, bool wait_forever = false) override;
   bool poll_bytes(int peer, int tag) override;
@@ -77,6 +84,16 @@ class MpiCommunicator final : public Communicator {
   std::string with_peer(const char* op, int peer, int tag) const;
   std::string over_all(const char* op) const;
   int world_rank_of(int rank) const;  // for messages: peers are named by their world rank
+  // Completes queued byte sends that are done; throws CommError for one past its deadline.
+  void reap_sends();
+
+  struct QueuedSend {
+    MPI_Request req;
+    std::vector<uint8_t> bytes;
+    std::chrono::steady_clock::time_point since;
+    int peer, tag;
+  };
+  std::deque<QueuedSend> queued_sends_;
 
   MPI_Comm comm_;
   bool owned_;
