@@ -16,14 +16,15 @@ using Clock = std::chrono::steady_clock;
 // Sleep between polls: starts at 2 us (a reply that is already on its way costs almost no
 // latency) and doubles to 1 ms (a rank waiting on a long computation elsewhere costs ~0 CPU,
 // which matters when ranks share cores).
-// Waiting for a peer: poll hot (yield between tests) for the first 100 us — a TP all-reduce
-// or a stage hand-off usually completes within that, and a sleep there costs its wake-up
-// latency on every layer — then sleep, doubling up to 200 us, so a rank that waits for a
+// Waiting for a peer: poll hot (MPI_Test, yielding the core between tests) for the first 2 ms
+// — a TP all-reduce or a stage hand-off usually completes within that, and Open MPI's
+// nonblocking collectives only advance while some MPI call runs, so a sleep there costs every
+// layer its wake-up latency — then sleep, doubling up to 200 us, so a rank that waits for a
 // long step (or shares a core with others under --oversubscribe) leaves the core to them.
 class Backoff {
  public:
   void pause() {
-    if (std::chrono::steady_clock::now() - start_ < std::chrono::microseconds(100)) {
+    if (std::chrono::steady_clock::now() - start_ < std::chrono::milliseconds(2)) {
       std::this_thread::yield();
       return;
     }
