@@ -13,7 +13,7 @@ from collections import defaultdict
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
-def panel(points, x0, y0, w, h, title):
+def panel(points, x0, y0, w, h, title, colors):
     """SVG elements of one panel: axes from 0 to the max, a polyline per config."""
     out = []
     xmax = max(p["latency_ms"] for p in points) * 1.1
@@ -38,7 +38,7 @@ def panel(points, x0, y0, w, h, title):
     for p in points:
         by_config[p["config"]].append(p)
     for i, (cfg, ps) in enumerate(sorted(by_config.items())):
-        c = COLORS[i % len(COLORS)]
+        c = colors[cfg]  # one color per configuration in every panel
         ps.sort(key=lambda p: p["batch"])
         pts = " ".join(f'{px(p["latency_ms"]):.1f},{py(p["throughput_tok_s"]):.1f}' for p in ps)
         out.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2"/>')
@@ -48,18 +48,22 @@ def panel(points, x0, y0, w, h, title):
             out.append(f'<text x="{px(p["latency_ms"]) + 4:.1f}" '
                        f'y="{py(p["throughput_tok_s"]) - 4:.1f}" font-size="9">'
                        f'b{p["batch"]}</text>')
-        out.append(f'<text x="{x0 + 70}" y="{y0 + 36 + 14 * i}" font-size="11" '
-                   f'fill="{c}">{cfg}</text>')
+        # Legend in the lower right corner (the curves rise to the upper left).
+        out.append(f'<text x="{x0 + w - 20}" y="{y0 + h - 110 + 14 * i}" font-size="11" '
+                   f'text-anchor="end" fill="{c}">{cfg}</text>')
     return out
 
 
 def main():
     points = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
     workloads = sorted({p["workload"] for p in points})
+    colors = {cfg: COLORS[i % len(COLORS)]
+              for i, cfg in enumerate(sorted({p["config"] for p in points}))}
     w, h = 520, 400
     body = []
     for i, wl in enumerate(workloads):
-        body += panel([p for p in points if p["workload"] == wl], i * w, 0, w, h,
+        body += panel([p for p in points if p["workload"] == wl], i * w, 0, w, h, colors=colors,
+                      title=
                       f"{wl}-heavy" + (" (in 256, out 1)" if wl == "prefill"
                                        else " (in 16, out 32)"))
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(workloads)}" '
