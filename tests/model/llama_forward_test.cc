@@ -10,6 +10,7 @@
 #include "engine/common/error.h"
 #include "engine/model/llama.h"
 #include "engine/model/weights.h"
+#include "tests/model/random_weights.h"
 
 namespace herd {
 namespace {
@@ -30,38 +31,8 @@ ModelConfig tiny_config() {
   return c;
 }
 
-// Random fp32 weights owned by a shared buffer (the storage field keeps it alive).
 std::shared_ptr<LlamaWeights> random_weights(const ModelConfig& c, uint32_t seed) {
-  auto store = std::make_shared<std::vector<std::vector<float>>>();
-  std::mt19937 rng(seed);
-  auto make = [&](int64_t rows, int64_t cols, float stddev, float mean = 0.0f) {
-    std::normal_distribution<float> d(mean, stddev);
-    store->emplace_back(size_t(rows * cols));
-    for (float& x : store->back()) x = d(rng);
-    return Tensor{store->back().data(), DType::kF32, rows, cols};
-  };
-  auto w = std::make_shared<LlamaWeights>();
-  w->dtype = DType::kF32;
-  const int64_t d = c.hidden_size, q = c.num_attention_heads * c.head_dim,
-                kv = c.num_key_value_heads * c.head_dim, f = c.intermediate_size;
-  w->embed_tokens = make(c.vocab_size, d, 1.0f);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    LlamaLayerWeights lw;
-    lw.input_layernorm = make(1, d, 0.1f, 1.0f);
-    lw.q_proj = make(q, d, 1.0f / std::sqrt(float(d)));
-    lw.k_proj = make(kv, d, 1.0f / std::sqrt(float(d)));
-    lw.v_proj = make(kv, d, 1.0f / std::sqrt(float(d)));
-    lw.o_proj = make(d, q, 0.5f / std::sqrt(float(q)));
-    lw.post_attention_layernorm = make(1, d, 0.1f, 1.0f);
-    lw.gate_proj = make(f, d, 1.0f / std::sqrt(float(d)));
-    lw.up_proj = make(f, d, 1.0f / std::sqrt(float(d)));
-    lw.down_proj = make(d, f, 0.5f / std::sqrt(float(f)));
-    w->layers.push_back(lw);
-  }
-  w->norm = make(1, d, 0.1f, 1.0f);
-  w->lm_head = make(c.vocab_size, d, 1.0f / std::sqrt(float(d)));
-  w->storage = store;
-  return w;
+  return testing::random_llama_weights(c, seed);
 }
 
 constexpr int kBlock = 4;
