@@ -64,9 +64,19 @@ std::unique_ptr<Engine> create_parallel_engine(const EngineOptions& opts) {
   const int rank = mpi.world_rank();
 
   ModelConfig cfg = load_model_config(opts.model_dir);
-  const RankLayout layout = make_rank_layout(
-      opts.parallel, int(cfg.num_hidden_layers), int(cfg.num_attention_heads),
-      int(cfg.num_key_value_heads), mpi.world_size(), rank);
+  RankLayout layout;
+  try {
+    layout = make_rank_layout(opts.parallel, int(cfg.num_hidden_layers),
+                              int(cfg.num_attention_heads), int(cfg.num_key_value_heads),
+                              mpi.world_size(), rank);
+  } catch (const InvalidArgument&) {
+    // Every rank finds the same fault: rank 0 reports it (the caller prints it and exits 2);
+    // the others leave quietly a moment later, so the job ends with one message.
+    if (rank == 0) throw;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    finalize_parallel();
+    std::_Exit(2);
+  }
   std::fprintf(stderr, "[herd] %s\n", describe(layout).c_str());
   // Sub-communicators live as long as the process (the executor and workers use them).
   static std::unique_ptr<Communicator> tp_group;
