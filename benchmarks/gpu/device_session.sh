@@ -55,9 +55,10 @@ pack() {
   done | sort -u | while read -r name path; do
     case "$name" in
       # glibc and the toolchain runtime the image has; the driver's libcuda (must be the
-      # device's own); cuBLASLt (541 MB: the device's CUDA 13 or PyTorch's wheel provides it).
+      # device's own); cuBLASLt (541 MB) and NCCL (190 MB): over the carry limit, the device's
+      # CUDA 13 or PyTorch's nvidia wheels provide them (find_cublaslt / find_nccl there).
       libc.so.* | libm.so.* | libdl.so.* | libpthread.so.* | librt.so.* | libgcc_s.so.* | \
-        ld-linux*.so.* | libcuda.so.* | libcublasLt.so.* | libcublas.so.*) continue ;;
+        ld-linux*.so.* | libcuda.so.* | libcublasLt.so.* | libcublas.so.* | libnccl.so.*) continue ;;
     esac
     cp -L "$path" "$pkg/lib/$name"
   done
@@ -143,7 +144,7 @@ env_report() {
   for b in herd herd_cuda_tests bench_tokenizer; do
     echo "ldd $b:"
     LD_LIBRARY_PATH="$herd_libs" ldd "$pkg/$b" |
-      grep -E "not found|cublas|cudart|stdc\+\+|grpc|protobuf|hwy|pcre" || true
+      grep -E "not found|cublas|nccl|cudart|stdc\+\+|grpc|protobuf|hwy|pcre" || true
   done
   if LD_LIBRARY_PATH="$herd_libs" ldd "$pkg/herd" | grep -q "not found"; then
     echo "herd has unresolved libraries: every herd step will fail"
@@ -176,6 +177,22 @@ find_cublaslt() {
     [ -f "$lt" ] || lt=""
   fi
   echo "$lt"
+}
+
+# NCCL 2 (herd links it for multi-GPU communicators): the system's, else PyTorch's nvidia-nccl
+# wheel. Empty when absent (env_report then shows herd's unresolved library).
+find_nccl() {
+  local nc
+  nc=$(ldconfig -p 2>/dev/null | awk '/libnccl\.so\.2 / {print $NF; exit}')
+  if [ -z "$nc" ]; then
+    nc=$(find /usr/local/cuda*/ /usr/lib /opt /usr/local/lib -name 'libnccl.so.2*' 2>/dev/null |
+      head -1 || true)
+  fi
+  if [ -z "$nc" ]; then
+    nc=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib", "libnccl.so.2"))' 2>/dev/null || true)
+    [ -f "$nc" ] || nc=""
+  fi
+  echo "$nc"
 }
 
 make_model() { # NAME SHAPE [extra...]
@@ -228,6 +245,9 @@ run() {
   local lt gpu=1 why=""
   lt=$(find_cublaslt)
   export CUBLASLT="$lt"
+  local nc
+  nc=$(find_nccl)
+  export NCCL_LIB="$nc"
   # Test knobs (not for the device): SESSION_FORCE_GPU=1 takes the GPU branch without a GPU
   # (its GPU steps then fail, which shows the flow), SESSION_SHAPE_1B / _8B shrink the models.
   SHAPE_1B="${SESSION_SHAPE_1B:-llama3.2-1b}"
@@ -238,7 +258,7 @@ run() {
   # The carried libraries (libstdc++, OpenSSL, zlib, ...) are for herd only: Python and torch
   # must keep the image's. So herd and bench_tokenizer run through wrappers in $work/bin that
   # set LD_LIBRARY_PATH for themselves; run_on_device.sh sets its own.
-  herd_libs="$root/$pkg/lib${lt:+:$(dirname "$lt")}"
+  herd_libs="$root/$pkg/lib${lt:+:$(dirname "$lt")}${nc:+:$(dirname "$nc")}"
   mkdir -p "$work/bin"
   local b
   for b in herd bench_tokenizer; do

@@ -18,7 +18,7 @@ ldd "$out/herd_cuda_tests" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' |
   while read -r name path; do
     case "$name" in
       libc.so.* | libm.so.* | libdl.so.* | libpthread.so.* | librt.so.* | libgcc_s.so.* | \
-        libcublasLt.so.*) continue ;;
+        libcublasLt.so.* | libnccl.so.*) continue ;;  # NCCL: 190 MB, found there (run_on_device.sh)
     esac
     cp -L "$path" "$out/lib/$name"
   done

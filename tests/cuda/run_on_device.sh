@@ -19,11 +19,18 @@ if [ -z "$lt" ]; then
 fi
 [ -n "$lt" ] || { echo "libcublasLt.so.13 not found on this machine"; exit 2; }
 lt_dir=$(dirname "$lt")
-export LD_LIBRARY_PATH="$PWD/$pkg/lib:$lt_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# NCCL 2 (not packed: 190 MB): NCCL_LIB, else the system's, else PyTorch's nvidia-nccl wheel.
+nc="${NCCL_LIB:-}"
+[ -n "$nc" ] || nc=$(ldconfig -p 2>/dev/null | awk '/libnccl\.so\.2 / {print $NF; exit}')
+[ -n "$nc" ] || nc=$(find /usr/local/cuda*/ /usr/lib /opt /usr/local/lib -name 'libnccl.so.2*' 2>/dev/null | head -1)
+[ -n "$nc" ] || nc=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib", "libnccl.so.2"))' 2>/dev/null)
+[ -f "$nc" ] || { echo "libnccl.so.2 not found on this machine"; exit 2; }
+export LD_LIBRARY_PATH="$PWD/$pkg/lib:$lt_dir:$(dirname "$nc")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 echo "cuBLASLt: $lt"
-ldd "$pkg/herd_cuda_tests" | grep -E "not found|cublas|cudart|hwy|stdc" || true
+echo "NCCL: $nc"
+ldd "$pkg/herd_cuda_tests" | grep -E "not found|cublas|nccl|cudart|hwy|stdc" || true
 
 runner=()
 if [ "${SANITIZE:-0}" = 1 ]; then runner=(compute-sanitizer --tool memcheck --error-exitcode 99); fi
