@@ -39,6 +39,15 @@ void kv_write(const void* k, const void* v, int64_t n, int64_t width, const int3
 void gather_rows(const void* x, int64_t x_rows, size_t row_bytes, const int32_t* rows, int64_t n,
                  void* out, cudaStream_t stream);
 
+// Row-wise dynamic FP8 (E4M3) quantization of x (BF16 [n, k]): scales[r] = min(max|x_r|, ub) /
+// 448 (1 for a row of zeros), q[r] = e4m3(x[r] / scales[r]), rounded to nearest even and
+// saturated to +-448. q is [n, k] bytes, scales n floats.
+void quantize_rows_e4m3(const void* x, int64_t n, int64_t k, float ub, void* q, float* scales,
+                        cudaStream_t stream);
+// out (BF16 [rows, cols]) = acc * row_scale[r] * col_scale[c].
+void scale_outer_to_bf16(const float* acc, int64_t rows, int64_t cols, const float* row_scale,
+                         const float* col_scale, void* out, cudaStream_t stream);
+
 // Element-wise conversions of count elements of F32/F16/BF16.
 void convert_to_f32(const void* src, DType dtype, int64_t count, float* out, cudaStream_t stream);
 void convert_to_bf16(const void* src, DType dtype, int64_t count, void* out, cudaStream_t stream);
