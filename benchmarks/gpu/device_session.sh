@@ -2,7 +2,7 @@
 # One device call that tests, compares and times herd's CUDA path (issue 13 Part A).
 #
 #   benchmarks/gpu/device_session.sh pack     HERE: builds the cuda preset's herd,
-#       herd_cuda_tests and bench_tokenizer, and fills .device/ (git-ignored) with them, the
+#       herd_cuda_tests, bench_tokenizer and bench_cuda_linear, and fills .device/ (git-ignored) with them, the
 #       shared libraries the device image lacks (ldd; not glibc, libgcc_s, the CUDA driver or
 #       cuBLASLt), and the test data the session needs from ../shared (which does not travel).
 #   benchmarks/gpu/device_session.sh run      THERE (the device tool, carry [".device"]):
@@ -15,7 +15,9 @@
 # Steps of `run`, in order of value (a step that does not fit the time left is skipped, said
 # so in the log and the summary):
 #   env        nvidia-smi, ldd of the carried binaries, python/torch/transformers versions
-#   cuda_tests tests/cuda/run_on_device.sh (all of herd_cuda_tests), limit 150 s
+#   cuda_tests tests/cuda/run_on_device.sh (all of herd_cuda_tests, FP8 GEMM tests included),
+#              limit 150 s
+#   fp8_gemm   bench_cuda_linear: FP8 vs BF16 GEMM time, 8B and 405B-per-TP8-rank FFN shapes
 #   models     herd make-model tiny-128k (Meta's Llama 3 tokenizer) and llama3.2-1b (random)
 #   logits     hf_compare.py logits: herd cpu + cuda vs transformers fp32 + bf16, both models
 #   tokenizer  hf_compare.py tokenizer: tokenizers vs herd tokenize, encode MB/s
@@ -26,7 +28,7 @@
 #   summarize  summary.json + the table printed last (the device tool returns the tail)
 #
 # Files in $OUT (the device tool returns at most 8): session.log, summary.json,
-# cuda_tests.xml, sanitizer.log.
+# cuda_tests.xml, sanitizer.log, fp8_gemm.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -41,16 +43,16 @@ die() {
 pack() {
   local build="${BUILD_DIR:-build/cuda}"
   if [ -z "${BUILD_DIR:-}" ]; then cmake --preset cuda >/dev/null; fi
-  cmake --build "$build" --target herd herd_cuda_tests bench_tokenizer -j2
+  cmake --build "$build" --target herd herd_cuda_tests bench_tokenizer bench_cuda_linear -j2
   rm -rf "$pkg"
   mkdir -p "$pkg/lib" "$pkg/testdata/llama3-tokenizer"
   cp "$build/herd" "$pkg/"
   cp "$build/tests/cuda/herd_cuda_tests" "$pkg/"
-  cp "$build/benchmarks/bench_tokenizer" "$pkg/"
+  cp "$build/benchmarks/bench_tokenizer" "$build/benchmarks/bench_cuda_linear" "$pkg/"
   # Debug sections are not needed there (compute-sanitizer reports without line numbers).
-  strip --strip-debug "$pkg/herd" "$pkg/herd_cuda_tests" "$pkg/bench_tokenizer"
+  strip --strip-debug "$pkg/herd" "$pkg/herd_cuda_tests" "$pkg/bench_tokenizer" "$pkg/bench_cuda_linear"
   local b
-  for b in herd herd_cuda_tests bench_tokenizer; do
+  for b in herd herd_cuda_tests bench_tokenizer bench_cuda_linear; do
     ldd "$pkg/$b" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}'
   done | sort -u | while read -r name path; do
     case "$name" in
@@ -141,7 +143,7 @@ env_report() {
     --format=csv,noheader || echo "nvidia-smi: not available"
   echo "herd's libraries: $herd_libs"
   local b
-  for b in herd herd_cuda_tests bench_tokenizer; do
+  for b in herd herd_cuda_tests bench_tokenizer bench_cuda_linear; do
     echo "ldd $b:"
     LD_LIBRARY_PATH="$herd_libs" ldd "$pkg/$b" |
       grep -E "not found|cublas|nccl|cudart|stdc\+\+|grpc|protobuf|hwy|pcre" || true
@@ -261,7 +263,7 @@ run() {
   herd_libs="$root/$pkg/lib${lt:+:$(dirname "$lt")}${nc:+:$(dirname "$nc")}"
   mkdir -p "$work/bin"
   local b
-  for b in herd bench_tokenizer; do
+  for b in herd bench_tokenizer bench_cuda_linear; do
     # shellcheck disable=SC2016  # $LD_LIBRARY_PATH and $@ are the wrapper's, at its run time
     printf '#!/bin/sh\nLD_LIBRARY_PATH="%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "%s" "$@"\n' \
       "$herd_libs" "$root/$pkg/$b" >"$work/bin/$b"
@@ -300,10 +302,12 @@ run() {
 
   if [ "$gpu" = 1 ]; then
     step cuda_tests 150 60 cuda_tests
+    step fp8_gemm 60 40 "$work/bin/bench_cuda_linear" --min-ms 10 --json "$out/fp8_gemm.jsonl"
   else
     # Without a GPU the suite still runs: GPU tests skip with the reason, the CPU-side plan
     # checks run (cuBLASLt must still be loadable).
     step cuda_tests_no_gpu 60 30 cuda_tests
+    step fp8_gemm_no_gpu 20 10 "$work/bin/bench_cuda_linear"
     echo "SKIP (no GPU): herd_cuda_tests' GPU tests reported SKIPPED above"
   fi
 
