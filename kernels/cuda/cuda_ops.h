@@ -40,8 +40,8 @@ void gather_rows(const void* x, int64_t x_rows, size_t row_bytes, const int32_t*
                  void* out, cudaStream_t stream);
 
 // Row-wise dynamic FP8 (E4M3) quantization of x (BF16 [n, k]): scales[r] = min(max|x_r|, ub) /
-// 448 (1 for a row of zeros), q[r] = e4m3(x[r] / scales[r]), rounded to nearest even and
-// saturated to +-448. q is [n, k] bytes, scales n floats.
+// 448 (ub <= 0: uncapped; 0 for a row of zeros, whose q is 0), q[r] = e4m3(x[r] / scales[r]),
+// rounded to nearest even and saturated to +-448. q is [n, k] bytes, scales n floats.
 void quantize_rows_e4m3(const void* x, int64_t n, int64_t k, float ub, void* q, float* scales,
                         cudaStream_t stream);
 // out (BF16 [rows, cols]) = acc * row_scale[r] * col_scale[c].

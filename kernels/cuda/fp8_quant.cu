@@ -2,7 +2,8 @@
 // fbgemm_fp8 checkpoints specify it: scale[r] = min(max|x_r|, ub) / 448 (ub = the checkpoint's
 // activation_scale_ub, 1200 by default: a high-perplexity token with a huge activation must not
 // make every other value of its row underflow), q = e4m3(x / scale) with round-to-nearest-even
-// and saturation to +-448. A row of zeros gets scale 1 (its values quantize to 0 either way).
+// and saturation to +-448; ub <= 0 means uncapped. A row of zeros gets scale 0 and q = 0 (the
+// CPU backend's kernels/cpu/fp8_activation.h defines the same recipe).
 // One block per row: a max reduction, then the conversion, both over the BF16 row.
 #include <cuda_fp8.h>
 
@@ -34,8 +35,7 @@ __global__ void quantize_rows_kernel(const bf16* __restrict__ x, int64_t k, floa
   if (threadIdx.x == 0) {
     float m = 0.0f;
     for (int w = 0; w < int(blockDim.x / 32); ++w) m = fmaxf(m, warp_max[w]);
-    const float capped = fminf(m, ub);
-    row_scale = capped > 0.0f ? capped / 448.0f : 1.0f;
+    row_scale = (ub > 0.0f ? fminf(m, ub) : m) / 448.0f;
     scales[blockIdx.x] = row_scale;
   }
   __syncthreads();
@@ -43,7 +43,9 @@ __global__ void quantize_rows_kernel(const bf16* __restrict__ x, int64_t k, floa
   __nv_fp8_storage_t* qrow = q + int64_t(blockIdx.x) * k;
   for (int64_t i = threadIdx.x; i < k; i += blockDim.x) {
     // satfinite: values beyond +-448 (a capped row) saturate instead of becoming NaN.
-    qrow[i] = __nv_cvt_float_to_fp8(__bfloat162float(row[i]) / s, __NV_SATFINITE, __NV_E4M3);
+    qrow[i] = s > 0.0f
+                  ? __nv_cvt_float_to_fp8(__bfloat162float(row[i]) / s, __NV_SATFINITE, __NV_E4M3)
+                  : __nv_fp8_storage_t(0);
   }
 }
 

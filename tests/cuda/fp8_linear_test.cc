@@ -28,7 +28,8 @@ uint8_t float_to_e4m3(float v) {
   return uint8_t(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
 }
 
-// The recipe of fp8_quant.cu, on the host: scale = min(max|x|, ub) / 448, q = e4m3(x / scale).
+// The recipe of fp8_quant.cu, on the host: scale = min(max|x|, ub) / 448, q = e4m3(x / scale)
+// (a zero row: scale 0, q 0).
 void host_quantize(const std::vector<float>& x, int64_t n, int64_t k, float ub,
                    std::vector<uint8_t>& q, std::vector<float>& scales) {
   q.assign(size_t(n * k), 0);
@@ -36,10 +37,10 @@ void host_quantize(const std::vector<float>& x, int64_t n, int64_t k, float ub,
   for (int64_t r = 0; r < n; ++r) {
     float amax = 0.0f;
     for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(x[size_t(r * k + i)]));
-    const float capped = std::min(amax, ub);
-    const float s = capped > 0.0f ? capped / 448.0f : 1.0f;
+    const float s = (ub > 0.0f ? std::min(amax, ub) : amax) / 448.0f;
     scales[size_t(r)] = s;
-    for (int64_t i = 0; i < k; ++i) q[size_t(r * k + i)] = float_to_e4m3(x[size_t(r * k + i)] / s);
+    for (int64_t i = 0; i < k; ++i)
+      q[size_t(r * k + i)] = s > 0.0f ? float_to_e4m3(x[size_t(r * k + i)] / s) : uint8_t(0);
   }
 }
 
@@ -72,7 +73,7 @@ class CudaFp8 : public test::CudaBackendTest {
 TEST_F(CudaFp8, ActivationQuantizationMatchesTheHostBitForBit) {
   const int64_t n = 6, k = 1000;
   auto x = round_bf16(random_floats(size_t(n * k), 11, -3.0f, 3.0f));
-  for (int64_t i = 0; i < k; ++i) x[size_t(1 * k + i)] = 0.0f;  // a row of zeros: scale 1
+  for (int64_t i = 0; i < k; ++i) x[size_t(1 * k + i)] = 0.0f;  // a row of zeros: scale 0
   x[size_t(2 * k + 17)] = 5000.0f;  // over the 1200 cap: the row saturates at +-448
   x[size_t(3 * k + 999)] = -1e-3f;  // tiny values next to ordinary ones
   const float ub = 1200.0f;
@@ -87,7 +88,7 @@ TEST_F(CudaFp8, ActivationQuantizationMatchesTheHostBitForBit) {
   host_quantize(x, n, k, ub, want_q, want_s);
   EXPECT_EQ(got_s, want_s);
   EXPECT_EQ(got_q, want_q);
-  EXPECT_EQ(got_s[1], 1.0f);
+  EXPECT_EQ(got_s[1], 0.0f);
   EXPECT_FLOAT_EQ(got_s[2], 1200.0f / 448.0f);
   EXPECT_EQ(got_q[size_t(2 * k + 17)], 0x7e);  // +448, saturated (0x7f would be NaN)
 }
