@@ -91,6 +91,14 @@ TEST_F(CudaFp8, ActivationQuantizationMatchesTheHostBitForBit) {
   EXPECT_EQ(got_s[1], 0.0f);
   EXPECT_FLOAT_EQ(got_s[2], 1200.0f / 448.0f);
   EXPECT_EQ(got_q[size_t(2 * k + 17)], 0x7e);  // +448, saturated (0x7f would be NaN)
+
+  // ub = 0: uncapped, the big value sets its row's scale.
+  cuda::quantize_rows_e4m3(dx.data, n, k, 0.0f, q, scales, stream);
+  const auto uncapped_s = download<float>(scales, size_t(n));
+  host_quantize(x, n, k, 0.0f, want_q, want_s);
+  EXPECT_EQ(uncapped_s, want_s);
+  EXPECT_EQ(download<uint8_t>(q, size_t(n * k)), want_q);
+  EXPECT_FLOAT_EQ(uncapped_s[2], 5000.0f / 448.0f);
 }
 
 struct Fp8Shape {
