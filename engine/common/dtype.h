@@ -13,11 +13,16 @@ enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kF8E4M3 };
 
 inline size_t dtype_size(DType t) {
   switch (t) {
-    case DType::kF32: return 4;
-    case DType::kF16: return 2;
-    case DType::kBF16: return 2;
-    case DType::kI32: return 4;
-    case DType::kF8E4M3: return 1;
+    case DType::kF32:
+      return 4;
+    case DType::kF16:
+      return 2;
+    case DType::kBF16:
+      return 2;
+    case DType::kI32:
+      return 4;
+    case DType::kF8E4M3:
+      return 1;
   }
   return 0;
 }
@@ -75,7 +80,7 @@ inline uint8_t f32_to_f8e4m3(float f) {
   const uint32_t abs = u & 0x7fffffffu;
   if (abs > 0x7f800000u) return sign | 0x7fu;
   if (abs >= 0x43e00000u) return sign | 0x7eu;  // >= 448: saturate
-  if (abs < 0x3c800000u) {                       // < 2^-6: the subnormal grid, step 2^-9
+  if (abs < 0x3c800000u) {                      // < 2^-6: the subnormal grid, step 2^-9
     float a;
     std::memcpy(&a, &abs, 4);
     // a * 512 (< 8) is exact (a power of two); its integer part and remainder are exact too.

@@ -123,6 +123,7 @@ LlamaWeights shard_llama_weights(const LlamaWeights& full, const ModelConfig& c,
   auto cols = [&](const Tensor& t) { return t.slice_cols(r * (t.cols / tp), t.cols / tp); };
   LlamaWeights w;
   w.dtype = full.dtype;
+  w.activation_scale_ub = full.activation_scale_ub;
   w.layout = l;
   w.storage = full.storage;
   if (l.first_stage()) w.embed_tokens = full.embed_tokens;
@@ -138,6 +139,11 @@ LlamaWeights shard_llama_weights(const LlamaWeights& full, const ModelConfig& c,
     lw.gate_proj = rows(f.gate_proj);
     lw.up_proj = rows(f.up_proj);
     lw.down_proj = cols(f.down_proj);
+    // FP8 row scales follow their rows: sliced with column-parallel gate/up, whole for
+    // row-parallel down_proj (every rank keeps all its output rows).
+    if (f.gate_proj_scale.data) lw.gate_proj_scale = rows(f.gate_proj_scale);
+    if (f.up_proj_scale.data) lw.up_proj_scale = rows(f.up_proj_scale);
+    lw.down_proj_scale = f.down_proj_scale;
     w.layers.push_back(lw);
   }
   if (l.last_stage()) {

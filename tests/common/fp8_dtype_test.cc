@@ -67,8 +67,7 @@ TEST(Fp8E4M3, MidpointsRoundToEvenAndNeighboursToNearest) {
       const double sg = s ? -1.0 : 1.0;
       EXPECT_EQ(int(f32_to_f8e4m3(float(sg * mid))), s | even) << "mid of " << c;
       EXPECT_EQ(int(f32_to_f8e4m3(std::nextafter(float(sg * mid), 0.0f))), s | c) << c;
-      EXPECT_EQ(int(f32_to_f8e4m3(std::nextafter(float(sg * mid), float(sg) * 1e9f))),
-                s | (c + 1))
+      EXPECT_EQ(int(f32_to_f8e4m3(std::nextafter(float(sg * mid), float(sg) * 1e9f))), s | (c + 1))
           << c;
     }
   }
