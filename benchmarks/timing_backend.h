@@ -83,10 +83,10 @@ class TimingBackend final : public Backend {
     Timed t(*this, kNorm);
     inner_.add_rms_norm(residual, x, weight, eps, out);
   }
-  void linear(const Tensor& x, const Tensor& w, Tensor& out) override {
-    const auto it = weight_phase_.find(w.data);
+  void linear(const Tensor& x, const LinearWeight& w, Tensor& out) override {
+    const auto it = weight_phase_.find(w.w.data);
     const Phase p = it == weight_phase_.end() ? kLinearOther : it->second;
-    totals_.bytes[size_t(p)] += double(w.bytes());
+    totals_.bytes[size_t(p)] += double(w.w.bytes() + w.row_scale.bytes());
     Timed t(*this, p);
     inner_.linear(x, w, out);
   }

@@ -102,6 +102,7 @@ EngineOptions engine_options(const Flags& f) {
   else
     throw InvalidArgument("policy", "flag --policy must be reserve or optimistic");
   parallel_options_from_flags(f, o);
+  quantization_from_flags(f, o);
   return o;
 }
 
@@ -170,7 +171,8 @@ int run_serve(const std::vector<std::string>& args) {
            "tensor-parallel-size",
            "pipeline-parallel-size",
            "micro-batches",
-           "comm-timeout"},
+           "comm-timeout",
+           "quantization"},
           {"metrics-public", "no-prefix-caching"});
   EngineOptions eo = engine_options(f);
   server::ServerOptions so = server_options(f, eo.model_dir);

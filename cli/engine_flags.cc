@@ -20,7 +20,8 @@ const std::set<std::string>& engine_value_flags() {
                                           "tensor-parallel-size",
                                           "pipeline-parallel-size",
                                           "micro-batches",
-                                          "comm-timeout"};
+                                          "comm-timeout",
+                                          "quantization"};
   return s;
 }
 
@@ -35,7 +36,8 @@ const char* engine_flags_usage() {
          "[--policy reserve|optimistic] [--max-waiting N] [--no-prefix-caching] "
          "[--no-chunked-prefill] [--prefix-cache-salt STR (default: random per process)] "
          "[--tensor-parallel-size|-tp T] [--pipeline-parallel-size|-pp P] [--micro-batches M] "
-         "[--comm-timeout SECONDS] (T*P > 1: run under mpirun -np T*P)";
+         "[--comm-timeout SECONDS] (T*P > 1: run under mpirun -np T*P) "
+         "[--quantization fp8|none (row-wise FP8 feed-forward, quantized at load)]";
 }
 
 std::set<std::string> with_engine_value_flags(std::set<std::string> own) {
@@ -82,6 +84,7 @@ EngineOptions engine_options_from_flags(const Flags& f) {
     throw InvalidArgument("long-prefill-token-threshold",
                           "--long-prefill-token-threshold must be -1 (auto), 0 (off) or > 0");
   parallel_options_from_flags(f, o);
+  quantization_from_flags(f, o);
   return o;
 }
 
@@ -89,8 +92,8 @@ void parallel_options_from_flags(const Flags& f, EngineOptions& o) {
   auto size = [&](const char* name, int def, int lo) {
     const int64_t v = f.i64(name, def);
     if (v < lo || v > 4096)
-      throw InvalidArgument(name, std::string("--") + name + " must be in [" +
-                                      std::to_string(lo) + ", 4096]");
+      throw InvalidArgument(
+          name, std::string("--") + name + " must be in [" + std::to_string(lo) + ", 4096]");
     return int(v);
   };
   o.parallel.tensor_parallel_size = size("tensor-parallel-size", 1, 1);
@@ -100,6 +103,14 @@ void parallel_options_from_flags(const Flags& f, EngineOptions& o) {
   if (!(timeout > 0 && timeout <= 86400))
     throw InvalidArgument("comm-timeout", "--comm-timeout must be in (0, 86400] seconds");
   o.comm_timeout_ms = int64_t(timeout * 1000.0);
+}
+
+void quantization_from_flags(const Flags& f, EngineOptions& o) {
+  o.quantization = f.str("quantization", "");
+  if (o.quantization == "none") o.quantization.clear();
+  if (!o.quantization.empty() && o.quantization != "fp8")
+    throw InvalidArgument("quantization",
+                          "--quantization must be fp8 or none, got '" + o.quantization + "'");
 }
 
 }  // namespace herd::cli

@@ -26,4 +26,7 @@ EngineOptions engine_options_from_flags(const Flags& f);
 // (serve parses its engine flags itself and calls this too).
 void parallel_options_from_flags(const Flags& f, EngineOptions& o);
 
+// --quantization fp8|none (serve calls it too).
+void quantization_from_flags(const Flags& f, EngineOptions& o);
+
 }  // namespace herd::cli

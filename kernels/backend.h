@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "kernels/linear_weight.h"
 #include "kernels/tensor.h"
 
 namespace herd {
@@ -71,8 +72,9 @@ class Backend {
   // residual += x; out = rms_norm(residual) (the fused residual-add + norm of each block).
   virtual void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
                             Tensor& out) = 0;
-  // out[n, o] = x[n, i] * w[o, i]^T, fp32 accumulation; w F32/F16/BF16.
-  virtual void linear(const Tensor& x, const Tensor& w, Tensor& out) = 0;
+  // out[n, o] = x[n, i] * w[o, i]^T, fp32 accumulation; w F32/F16/BF16, or F8E4M3 with its
+  // row scales (row-wise FP8, see linear_weight.h).
+  virtual void linear(const Tensor& x, const LinearWeight& w, Tensor& out) = 0;
   // Rotate-half RoPE in place on x [n, num_heads * head_dim] at positions[n], angle
   // positions[t] * inv_freq[j] for j < head_dim / 2 (inv_freq already holds llama3 scaling).
   virtual void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,

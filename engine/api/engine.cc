@@ -5,6 +5,7 @@
 #include "engine/api/llm_engine.h"
 #include "engine/api/parallel_engine.h"
 #include "engine/common/error.h"
+#include "engine/model/fp8_quantize.h"
 #include "engine/model/weights.h"
 #ifdef HERD_HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
@@ -36,8 +37,8 @@ std::unique_ptr<Engine> Engine::create(const EngineOptions& opts) {
   parts.config = load_model_config(opts.model_dir);
   parts.tokenizer = load_tokenizer(opts.model_dir);
   parts.backend = make_backend(opts.device, opts.threads);
-  parts.weights =
-      std::make_shared<const LlamaWeights>(load_llama_weights(opts.model_dir, parts.config));
+  parts.weights = std::make_shared<const LlamaWeights>(
+      load_llama_weights_quantized(opts.model_dir, parts.config, {}, opts.quantization));
   return std::make_unique<LlmEngine>(std::move(parts), opts);
 }
 

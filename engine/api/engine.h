@@ -56,6 +56,10 @@ struct EngineOptions {
   ParallelConfig parallel;
   // A rank that does not answer within this time ends the job with an error (engine/parallel).
   int64_t comm_timeout_ms = 60000;
+  // "fp8": quantize the feed-forward layers row-wise to FP8 at load (issue 11; first and last
+  // layers kept, activation cap 1200). "" : the weights as stored (an fbgemm_fp8 checkpoint
+  // runs FP8 by itself).
+  std::string quantization;
 };
 
 struct EngineStats {

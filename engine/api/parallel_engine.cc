@@ -12,6 +12,7 @@
 #include "engine/api/llm_engine.h"
 #include "engine/common/error.h"
 #include "engine/exec/rank_executor.h"
+#include "engine/model/fp8_quantize.h"
 #include "engine/model/weights.h"
 #include "engine/parallel/mpi_communicator.h"
 #ifdef HERD_HAVE_CUDA
@@ -88,8 +89,8 @@ std::unique_ptr<Engine> create_parallel_engine(const EngineOptions& opts) {
       make_backend(opts.device, opts.threads, local ? std::atoi(local) : 0);
   std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(opts.model_dir);
   const std::vector<int32_t> eos = eos_ids_of(cfg, *tokenizer);
-  auto weights =
-      std::make_shared<const LlamaWeights>(load_llama_weights(opts.model_dir, cfg, layout));
+  auto weights = std::make_shared<const LlamaWeights>(
+      load_llama_weights_quantized(opts.model_dir, cfg, layout, opts.quantization));
   const size_t block_bytes = max_block_bytes(opts, cfg, backend->kv_dtype(), mpi.world_size());
 
   // Rank 0 decides the shape (it owns the scheduler config); every rank allocates the same.

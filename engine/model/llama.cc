@@ -72,7 +72,8 @@ LlamaModel::LlamaModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeight
       backend_(backend),
       max_tokens_(max_tokens),
       max_seqs_(max_seqs) {
-  if (max_tokens < 1 || max_seqs < 1) throw Error("LlamaModel: max_tokens and max_seqs must be >= 1");
+  if (max_tokens < 1 || max_seqs < 1)
+    throw Error("LlamaModel: max_tokens and max_seqs must be >= 1");
   if (layout_.tp_size > 1 &&
       (tp_ == nullptr || tp_->size() != layout_.tp_size || tp_->rank() != layout_.tp_rank))
     throw InvalidArgument("tensor-parallel-size",
@@ -102,9 +103,12 @@ LlamaModel::LlamaModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeight
     l.wv = backend.adopt_weight(lw.v_proj);
     l.wo = backend.adopt_weight(lw.o_proj);
     l.ffn_norm = backend.adopt_weight(lw.post_attention_layernorm);
-    l.w_gate = backend.adopt_weight(lw.gate_proj);
-    l.w_up = backend.adopt_weight(lw.up_proj);
-    l.w_down = backend.adopt_weight(lw.down_proj);
+    auto linear_weight = [&](const Tensor& t, const Tensor& scale) {
+      return LinearWeight(backend.adopt_weight(t), adopt(backend, scale), w.activation_scale_ub);
+    };
+    l.w_gate = linear_weight(lw.gate_proj, lw.gate_proj_scale);
+    l.w_up = linear_weight(lw.up_proj, lw.up_proj_scale);
+    l.w_down = linear_weight(lw.down_proj, lw.down_proj_scale);
     layers_.push_back(l);
   }
 
@@ -153,9 +157,10 @@ LlamaModel::~LlamaModel() {
   if (lm_head_.data && !head_is_embed_) backend_.release_weight(lm_head_);
   if (ones_.data) backend_.release_weight(ones_);
   for (const auto& l : layers_)
-    for (const Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate,
-                            &l.w_up, &l.w_down})
-      backend_.release_weight(*t);
+    for (const Tensor* t :
+         {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate.w, &l.w_up.w,
+          &l.w_down.w, &l.w_gate.row_scale, &l.w_up.row_scale, &l.w_down.row_scale})
+      if (t->data) backend_.release_weight(*t);
 }
 
 Tensor LlamaModel::scratch(DType dt, int64_t rows, int64_t cols) {

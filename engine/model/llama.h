@@ -71,7 +71,7 @@ struct StepInput {
   std::vector<int32_t> seq_lens;      // [num_seqs]: context length after this step
   std::vector<int32_t> block_tables;  // [num_seqs * max_blocks_per_seq], -1 padded
   int max_blocks_per_seq = 0;
-  std::vector<int32_t> logits_rows;   // token rows whose logits are wanted
+  std::vector<int32_t> logits_rows;  // token rows whose logits are wanted
 };
 
 class LlamaModel {
@@ -109,7 +109,8 @@ class LlamaModel {
 
  private:
   struct Layer {
-    Tensor attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
+    Tensor attn_norm, wq, wk, wv, wo, ffn_norm;
+    LinearWeight w_gate, w_up, w_down;  // BF16, or row-wise FP8 with scales
   };
   Tensor scratch(DType dt, int64_t rows, int64_t cols);
   int32_t* scratch_ints(size_t n);
@@ -130,8 +131,8 @@ class LlamaModel {
   std::vector<Layer> layers_;
   std::vector<void*> allocations_;
   // activations, [max_tokens, ...]
-  Tensor residual_, normed_, q_, k_, v_, attn_out_, proj_out_, gate_, up_, act_, last_hidden_, last_proj_,
-      logits_dev_, logits_f32_;
+  Tensor residual_, normed_, q_, k_, v_, attn_out_, proj_out_, gate_, up_, act_, last_hidden_,
+      last_proj_, logits_dev_, logits_f32_;
   int32_t *d_ids_, *d_pos_, *d_slots_, *d_qstart_, *d_seqlens_, *d_rows_;
   int32_t* d_block_tables_ = nullptr;
   size_t block_tables_capacity_ = 0;

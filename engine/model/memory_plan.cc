@@ -29,6 +29,8 @@ std::string dtype_flag(DType t) {
       return "f16";
     case DType::kF32:
       return "f32";
+    case DType::kF8E4M3:
+      return "fp8";
     case DType::kI32:
       break;
   }

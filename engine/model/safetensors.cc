@@ -55,6 +55,8 @@ bool parse_safetensors_dtype(const std::string& name, DType* out) {
     *out = DType::kF16;
   else if (name == "F32")
     *out = DType::kF32;
+  else if (name == "F8_E4M3")  // fbgemm_fp8 weights (engine/quant)
+    *out = DType::kF8E4M3;
   else
     return false;
   return true;
@@ -70,6 +72,8 @@ std::string safetensors_dtype_name(DType t) {
       return "F32";
     case DType::kI32:
       return "I32";
+    case DType::kF8E4M3:
+      return "F8_E4M3";
   }
   return "?";
 }
@@ -136,7 +140,7 @@ void SafetensorsFile::parse_header() {
     if (!e["dtype"].is_string()) throw Error(where + ": dtype is not a string");
     const std::string dt = e["dtype"].get<std::string>();
     if (!parse_safetensors_dtype(dt, &t.dtype))
-      throw Error(where + ": unsupported dtype " + dt + " (herd reads BF16, F16, F32)");
+      throw Error(where + ": unsupported dtype " + dt + " (herd reads BF16, F16, F32, F8_E4M3)");
     const json& shape = e["shape"];
     if (!shape.is_array()) throw Error(where + ": shape is not a list");
     uint64_t numel = 1;

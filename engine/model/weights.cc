@@ -5,6 +5,7 @@
 
 #include "engine/common/error.h"
 #include "engine/model/safetensors.h"
+#include "engine/quant/fp8_config.h"
 
 namespace herd {
 
@@ -34,6 +35,10 @@ class TensorTaker {
     if (t->shape != shape)
       throw Error(t->file + ": tensor '" + name + "' has shape " + shape_str(t->shape) +
                   " but the config implies " + shape_str(shape));
+    if (t->dtype == DType::kF8E4M3)
+      throw Error(t->file + ": tensor '" + name + "' is F8_E4M3, but herd runs FP8 only in " +
+                  "the feed-forward projections (mlp.gate_proj/up_proj/down_proj, with a " +
+                  "weight_scale)");
     if (!dtype_set_) {
       dtype_ = t->dtype;
       dtype_set_ = true;
@@ -52,7 +57,32 @@ class TensorTaker {
     return out;
   }
 
+  // A tensor of a fixed dtype outside the one-dtype rule (FP8 weights and their F32 scales);
+  // `what` says what it is in the error.
+  Tensor take_typed(const std::string& name, std::vector<int64_t> shape, DType dtype,
+                    const std::string& what) {
+    const SafetensorsTensor* t = ck_.find(name);
+    if (t == nullptr)
+      throw Error(dir_ + ": checkpoint is missing tensor '" + name + "' (" + what + ", shape " +
+                  shape_str(shape) + ")");
+    if (t->shape != shape || t->dtype != dtype)
+      throw Error(t->file + ": tensor '" + name + "' is " + std::string(dtype_name(t->dtype)) +
+                  " " + shape_str(t->shape) + " but " + what + " must be " +
+                  std::string(dtype_name(dtype)) + " " + shape_str(shape));
+    taken_.insert(name);
+    Tensor out;
+    out.data = const_cast<void*>(t->data);  // read-only mapping; see weights.h
+    out.dtype = t->dtype;
+    out.rows = shape[0];
+    out.cols = shape[1];
+    return out;
+  }
+
   bool has(const std::string& name) const { return ck_.find(name) != nullptr; }
+  bool is_fp8(const std::string& name) const {
+    const SafetensorsTensor* t = ck_.find(name);
+    return t != nullptr && t->dtype == DType::kF8E4M3;
+  }
 
   void check_no_extra() const {
     for (const auto& [name, t] : ck_.tensors()) {
@@ -123,6 +153,7 @@ LlamaWeights shard_llama_weights(const LlamaWeights& full, const ModelConfig& c,
   auto cols = [&](const Tensor& t) { return t.slice_cols(r * (t.cols / tp), t.cols / tp); };
   LlamaWeights w;
   w.dtype = full.dtype;
+  w.activation_scale_ub = full.activation_scale_ub;
   w.layout = l;
   w.storage = full.storage;
   if (l.first_stage()) w.embed_tokens = full.embed_tokens;
@@ -138,6 +169,11 @@ LlamaWeights shard_llama_weights(const LlamaWeights& full, const ModelConfig& c,
     lw.gate_proj = rows(f.gate_proj);
     lw.up_proj = rows(f.up_proj);
     lw.down_proj = cols(f.down_proj);
+    // FP8 row scales follow their rows: sliced with column-parallel gate/up, whole for
+    // row-parallel down_proj (every rank keeps all its output rows).
+    if (f.gate_proj_scale.data) lw.gate_proj_scale = rows(f.gate_proj_scale);
+    if (f.up_proj_scale.data) lw.up_proj_scale = rows(f.up_proj_scale);
+    lw.down_proj_scale = f.down_proj_scale;
     w.layers.push_back(lw);
   }
   if (l.last_stage()) {
@@ -162,6 +198,31 @@ namespace {
 LlamaWeights load_whole(const std::string& dir, const ModelConfig& c) {
   auto ck = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open_dir(dir));
   TensorTaker take(*ck, dir);
+  const Fp8QuantConfig qc = load_fp8_quant_config(dir);
+  // A feed-forward projection: BF16 (as every other weight), or fbgemm_fp8 — an F8_E4M3
+  // weight [out, in] with an F32 weight_scale [out, 1] — when the checkpoint carries a scale
+  // for it or stores it as FP8.
+  auto ffn = [&](int64_t l, const std::string& module, std::vector<int64_t> shape, Tensor* w,
+                 Tensor* scale) {
+    const std::string wname = llama_layer_tensor_name(l, module), sname = wname + "_scale";
+    if (!take.has(sname) && !take.is_fp8(wname)) {
+      *w = take.take(wname, shape);
+      return;
+    }
+    const std::string mod = "model.layers." + std::to_string(l) + "." + module;
+    if (!qc.present)
+      throw Error(dir + "/config.json: '" + wname + "' is quantized (F8_E4M3 weight or a " +
+                  "weight_scale) but config.json has no quantization_config (fbgemm_fp8)");
+    if (qc.not_converted(mod))
+      throw Error(dir + ": '" + mod + "' is listed in quantization_config." +
+                  "modules_to_not_convert but the checkpoint stores it quantized");
+    if (!take.has(sname))
+      throw Error(dir + ": FP8 tensor '" + wname + "' has no scale: the checkpoint is missing '" +
+                  sname + "' (F32 [" + std::to_string(shape[0]) + ", 1] row scales)");
+    *w = take.take_typed(wname, shape, DType::kF8E4M3, "an fbgemm_fp8 weight");
+    *scale = take.take_typed(sname, {shape[0], 1}, DType::kF32,
+                             "its row scale (fbgemm_fp8 weight_scale)");
+  };
   const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
                 kv = c.num_key_value_heads * c.head_dim, ff = c.intermediate_size;
 
@@ -176,9 +237,9 @@ LlamaWeights load_whole(const std::string& dir, const ModelConfig& c) {
     lw.v_proj = take.take(name("self_attn.v_proj"), {kv, h});
     lw.o_proj = take.take(name("self_attn.o_proj"), {h, q});
     lw.post_attention_layernorm = take.take(name("post_attention_layernorm"), {h});
-    lw.gate_proj = take.take(name("mlp.gate_proj"), {ff, h});
-    lw.up_proj = take.take(name("mlp.up_proj"), {ff, h});
-    lw.down_proj = take.take(name("mlp.down_proj"), {h, ff});
+    ffn(l, "mlp.gate_proj", {ff, h}, &lw.gate_proj, &lw.gate_proj_scale);
+    ffn(l, "mlp.up_proj", {ff, h}, &lw.up_proj, &lw.up_proj_scale);
+    ffn(l, "mlp.down_proj", {h, ff}, &lw.down_proj, &lw.down_proj_scale);
     w.layers.push_back(lw);
   }
   w.norm = take.take("model.norm.weight", {h});
@@ -192,6 +253,7 @@ LlamaWeights load_whole(const std::string& dir, const ModelConfig& c) {
   }
   take.check_no_extra();
   w.dtype = take.dtype();
+  if (qc.present) w.activation_scale_ub = qc.activation_scale_ub;
   w.storage = ck;
   return w;
 }

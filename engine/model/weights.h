@@ -27,6 +27,9 @@ struct LlamaLayerWeights {
   Tensor gate_proj;                 // [intermediate, hidden]
   Tensor up_proj;                   // [intermediate, hidden]
   Tensor down_proj;                 // [hidden, intermediate]
+  // Row-wise FP8 feed-forward (fbgemm_fp8, engine/quant): when gate/up/down are F8E4M3,
+  // their F32 per-output-row scales [rows, 1]; empty (data null) for unquantized layers.
+  Tensor gate_proj_scale, up_proj_scale, down_proj_scale;
 };
 
 // The whole model, or one rank's part of it (`layout`, see shard_llama_weights): then
@@ -34,9 +37,13 @@ struct LlamaLayerWeights {
 // layer layer_begin) with the rank's tensor-parallel shards, and tensors the rank does not
 // use are empty (data == nullptr).
 struct LlamaWeights {
-  DType dtype = DType::kBF16;  // every tensor has this dtype
-  RankLayout layout;           // the part held; the default (tp 1, pp 1) is the whole model
-  Tensor embed_tokens;         // [vocab, hidden]; first stage only
+  // Every tensor has this dtype, except FP8 feed-forward weights (F8E4M3, with their F32
+  // row scales) in the layers that a fbgemm_fp8 checkpoint or --quantization fp8 converted.
+  DType dtype = DType::kBF16;
+  // The checkpoint's quantization_config.activation_scale_ub (0 = uncapped or no FP8).
+  float activation_scale_ub = 0.0f;
+  RankLayout layout;    // the part held; the default (tp 1, pp 1) is the whole model
+  Tensor embed_tokens;  // [vocab, hidden]; first stage only
   std::vector<LlamaLayerWeights> layers;
   Tensor norm;  // [1, hidden]; last stage only
   // [vocab, hidden], or on a TP rank its vocab_shard_rows() rows (the last shard may be

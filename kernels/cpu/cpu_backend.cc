@@ -107,15 +107,36 @@ class CpuBackend final : public Backend {
                       weight.dtype, eps, out.as<float>());
   }
 
-  void linear(const Tensor& x, const Tensor& w, Tensor& out) override {
+  void linear(const Tensor& x, const LinearWeight& lw, Tensor& out) override {
+    const Tensor& w = lw.w;
     check_f32(x, "linear", "x");
     check_f32(out, "linear", "out");
+    if (lw.fp8()) return linear_fp8(x, lw, out);
+    check(lw.row_scale.data == nullptr, "linear",
+          "row scales come only with an F8_E4M3 weight, got w " + describe(w));
     check_float_weight(w, "linear", "w", /*strided_ok=*/true);
     check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, "linear",
           "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
               describe(out));
     cpu::linear(pool_, x.as<float>(), x.rows, x.cols, w.data, w.row_stride(), w.dtype, w.rows,
                 out.as<float>());
+  }
+
+  void linear_fp8(const Tensor& x, const LinearWeight& lw, Tensor& out) {
+    const Tensor& w = lw.w;
+    const Tensor& s = lw.row_scale;
+    check(w.data != nullptr && w.row_stride() >= w.cols, "linear",
+          "F8_E4M3 w has no data or a short row stride: " + describe(w));
+    check(s.data != nullptr && s.dtype == DType::kF32 && s.rows == w.rows && s.cols == 1 &&
+              s.contiguous(),
+          "linear",
+          "an F8_E4M3 weight needs F32 row scales [" + std::to_string(w.rows) + ", 1], got " +
+              describe(s));
+    check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, "linear",
+          "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
+              describe(out));
+    cpu::linear_fp8(pool_, x.as<float>(), x.rows, x.cols, w.as<uint8_t>(), w.row_stride(),
+                    s.as<float>(), lw.act_scale_ub, w.rows, out.as<float>());
   }
 
   void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,

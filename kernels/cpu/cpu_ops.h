@@ -19,6 +19,13 @@ class ThreadPool;
 void linear(ThreadPool& pool, const float* x, int64_t n, int64_t in_features, const void* w,
             int64_t w_stride, DType w_dtype, int64_t out_features, float* out);
 
+// Row-wise FP8: w F8E4M3 [out, in] (rows w_stride apart) with row_scale [out]; each x row
+// is quantized once per call (fp8_activation.h) and out[r, j] = dot(q_r, w_j) * s_r *
+// row_scale[j], fp32 accumulation. The weight is widened in registers: half the bytes of bf16.
+void linear_fp8(ThreadPool& pool, const float* x, int64_t n, int64_t in_features, const uint8_t* w,
+                int64_t w_stride, const float* row_scale, float act_scale_ub, int64_t out_features,
+                float* out);
+
 // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, for each of n rows of dim.
 void rms_norm(ThreadPool& pool, const float* x, int64_t n, int64_t dim, const void* weight,
               DType w_dtype, float eps, float* out);

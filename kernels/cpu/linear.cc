@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/fp8_activation.h"
 #include "kernels/cpu/thread_pool.h"
 
 // Highway's per-target re-inclusion needs exactly this include order.
@@ -276,6 +277,9 @@ void LinearRange(const float* x, int64_t n, int64_t k, const void* w, int64_t ld
     case DType::kF16:
       return LinearRangeT<F16W>(x, n, k, static_cast<const hwy::float16_t*>(w), ldw, out_features,
                                 j_begin, j_end, out);
+    case DType::kF8E4M3:
+      return LinearRangeT<F8W>(x, n, k, static_cast<const uint8_t*>(w), ldw, out_features, j_begin,
+                               j_end, out);
     default:
       return LinearRangeT<F32W>(x, n, k, static_cast<const float*>(w), ldw, out_features, j_begin,
                                 j_end, out);
@@ -307,6 +311,39 @@ void linear(ThreadPool& pool, const float* x, int64_t n, int64_t in_features, co
     const int64_t j0 = task * block;
     range(x, n, in_features, w, w_stride, w_dtype, out_features, j0,
           std::min(j0 + block, out_features), out);
+  });
+}
+
+void linear_fp8(ThreadPool& pool, const float* x, int64_t n, int64_t in_features, const uint8_t* w,
+                int64_t w_stride, const float* row_scale, float act_scale_ub, int64_t out_features,
+                float* out) {
+  // Quantize each token once (not once per task): the FP8 values, exact in fp32, then go
+  // through the same decode / GEMM paths as any weight, the weight widened from FP8.
+  thread_local std::vector<float> q;
+  thread_local std::vector<float> scale;
+  q.resize(size_t(n * in_features));
+  scale.resize(size_t(n));
+  float* qd = q.data();
+  float* sd = scale.data();
+  pool.parallel_for(n, [&](int64_t r, int) {
+    sd[r] = quantize_row_fp8(x + r * in_features, in_features, act_scale_ub, qd + r * in_features);
+  });
+  const int64_t threads = pool.size();
+  int64_t block = 64;
+  if (n <= 8) {
+    block = (out_features + threads * 8 - 1) / (threads * 8);
+    block = std::clamp<int64_t>((block + 3) / 4 * 4, 4, 256);
+  }
+  const int64_t tasks = (out_features + block - 1) / block;
+  auto* range = HWY_DYNAMIC_DISPATCH(LinearRange);
+  pool.parallel_for(tasks, [&](int64_t task, int) {
+    const int64_t j0 = task * block, j1 = std::min(j0 + block, out_features);
+    range(qd, n, in_features, w, w_stride, DType::kF8E4M3, out_features, j0, j1, out);
+    for (int64_t r = 0; r < n; ++r) {
+      const float s = sd[r] * kF8WidenScale;
+      float* o = out + r * out_features;
+      for (int64_t j = j0; j < j1; ++j) o[j] = o[j] * s * row_scale[j];
+    }
   });
 }
 

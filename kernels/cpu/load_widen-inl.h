@@ -13,6 +13,7 @@
 
 #include "engine/common/dtype.h"
 #include "hwy/highway.h"
+#include "kernels/cpu/fp8_activation.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace herd::cpu::HWY_NAMESPACE {
@@ -27,6 +28,11 @@ struct BF16W {
 };
 struct F16W {
   using T = hwy::float16_t;
+};
+// FP8 E4M3 bytes. Loaded as the code's value / 256 (see LoadWidened): the caller scales the
+// finished dot products by 256, which is exact.
+struct F8W {
+  using T = uint8_t;
 };
 
 // Highway 1.0.3 widens f16 without F16C (SSSE3, SSE4, EMU128, SCALAR) by arithmetic that
@@ -61,6 +67,25 @@ template <class W, class DF>
 HWY_INLINE hn::Vec<DF> LoadWidened(DF df, const typename W::T* HWY_RESTRICT p) {
   if constexpr (std::is_same_v<W, F32W>) {
     return hn::LoadU(df, p);
+  } else if constexpr (std::is_same_v<W, F8W>) {
+    // E4M3 S.EEEE.MMM sign-extended to 16 bits and shifted left 7 lands E in the low four
+    // bits of f16's exponent and M on top of its mantissa: the f16 S.0EEEE.MMM0000000 is the
+    // E4M3 value times 2^-8 (bias 15 vs 7), subnormals included (f16 subnormals convert
+    // exactly). Bit 14 (a copy of the sign) is cleared. NaN codes become finite (480 / 256):
+    // weights are never NaN (the quantizer never writes it).
+    const hn::Rebind<int8_t, DF> d8;
+    const hn::Rebind<int16_t, DF> d16;
+    const auto wide =
+        hn::ShiftLeft<7>(hn::PromoteTo(d16, hn::LoadU(d8, reinterpret_cast<const int8_t*>(p))));
+    const auto bits = hn::And(wide, hn::Set(d16, int16_t(0xbfff)));
+#if HERD_SOFT_F16_WIDEN
+    const hn::RebindToUnsigned<DF> du;
+    const hn::Rebind<uint16_t, DF> du16;
+    return WidenF16Bits(df, hn::PromoteTo(du, hn::BitCast(du16, bits)));
+#else
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    return hn::PromoteTo(df, hn::BitCast(dh, bits));
+#endif
   } else {
 #if HERD_SOFT_F16_WIDEN
     if constexpr (std::is_same_v<W, F16W>) {
@@ -80,6 +105,8 @@ template <class W>
 HWY_INLINE float LoadScalar(const typename W::T* p) {
   if constexpr (std::is_same_v<W, F32W>) {
     return *p;
+  } else if constexpr (std::is_same_v<W, F8W>) {
+    return f8e4m3_to_f32(*p) * (1.0f / kF8WidenScale);
   } else {
     uint16_t bits;
     std::memcpy(&bits, p, 2);

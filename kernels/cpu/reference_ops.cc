@@ -15,6 +15,8 @@ float load_f32(const void* data, DType dtype, int64_t i) {
       return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
     case DType::kBF16:
       return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::kF8E4M3:
+      return f8e4m3_to_f32(static_cast<const uint8_t*>(data)[i]);
     case DType::kI32:
       break;
   }

@@ -16,6 +16,10 @@ float load_f32(const void* data, DType dtype, int64_t i);
 
 void linear(const float* x, int64_t n, int64_t in_features, const void* w, DType w_dtype,
             int64_t out_features, float* out);
+// Row-wise FP8 (linear_weight.h): w F8E4M3 [out, in] with rows w_stride apart, row_scale
+// [out]; each x row quantized per token (fp8_activation.h), products summed in fp32.
+void linear_fp8(const float* x, int64_t n, int64_t in_features, const uint8_t* w, int64_t w_stride,
+                const float* row_scale, float act_scale_ub, int64_t out_features, float* out);
 void rms_norm(const float* x, int64_t n, int64_t dim, const void* weight, DType w_dtype, float eps,
               float* out);
 void add_rms_norm(float* residual, const float* x, int64_t n, int64_t dim, const void* weight,

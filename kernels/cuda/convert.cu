@@ -50,6 +50,7 @@ void dispatch(const void* src, DType dtype, int64_t count, D* out, cudaStream_t 
     case DType::kBF16:
       return launch<bf16, D>(src, count, out, stream);
     case DType::kI32:
+    case DType::kF8E4M3:
       break;
   }
   throw Error("cuda backend: cannot convert I32 data to a float type");

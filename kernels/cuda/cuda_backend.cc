@@ -180,7 +180,14 @@ class CudaBackend final : public Backend {
                    stream_);
   }
 
-  void linear(const Tensor& x, const Tensor& w, Tensor& out) override {
+  void linear(const Tensor& x, const LinearWeight& lw, Tensor& out) override {
+    // Row-wise FP8 plugs in here: a cuBLASLt FP8 GEMM with outer-vector fp32 scales
+    // (CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F) after a per-token activation quantization
+    // kernel. Until then FP8 weights are refused with one clear error.
+    if (lw.fp8() || lw.row_scale.data != nullptr)
+      throw Error("cuda backend linear: FP8 (row-scaled) weights are not supported on the CUDA "
+                  "backend yet; run FP8 checkpoints with --device cpu");
+    const Tensor& w = lw.w;
     check_bf16(x, "linear", "x");
     check_bf16(out, "linear", "out");
     check(w.dtype == DType::kBF16 && w.data != nullptr, "linear",

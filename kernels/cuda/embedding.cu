@@ -56,6 +56,7 @@ void embedding(const void* table, DType table_dtype, int64_t vocab, int64_t dim,
     case DType::kBF16:
       return launch<bf16>(table, vocab, dim, ids, n, out, stream);
     case DType::kI32:
+    case DType::kF8E4M3:
       break;
   }
   throw Error("cuda backend embedding: the table must be F32, F16 or BF16");

@@ -20,6 +20,8 @@ ncclDataType_t nccl_type(DType t) {
       return ncclBfloat16;
     case DType::kI32:
       return ncclInt32;
+    case DType::kF8E4M3:  // weights only; activations never travel as FP8
+      break;
   }
   return ncclFloat32;
 }

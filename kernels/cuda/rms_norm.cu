@@ -91,6 +91,7 @@ void rms_norm(void* residual, const void* x, int64_t rows, int64_t dim, const vo
     case DType::kBF16:
       return launch<bf16>(residual, x, rows, dim, weight, eps, out, stream);
     case DType::kI32:
+    case DType::kF8E4M3:
       break;
   }
   throw Error("cuda backend rms_norm: the weight must be F32, F16 or BF16");

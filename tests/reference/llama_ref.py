@@ -10,6 +10,14 @@ logits are compared against.
 
     llama_ref.py MODEL_DIR --ids 1,2,3            -> {"logits": [[...vocab...], ...]}
     llama_ref.py MODEL_DIR --ids 1 --greedy 20    -> adds "generated": [20 greedy ids]
+
+fbgemm_fp8 checkpoints (config.json quantization_config, F8_E4M3 `weight` + F32
+`weight_scale` [out, 1]): a feed-forward projection with a weight_scale is the dequantized
+weight (codes x row scale, E4M3 decoded from the OCP spec here), and its input is quantized
+per token as fbgemm does at run time: scale = min(max|x_row|, activation_scale_ub) / 448,
+x / scale rounded to the nearest E4M3 value (ties to even, saturating at +-448), times scale.
+The activation rounding is done on float32 values (the engine's activation dtype) so that
+both sides round the same numbers.
 """
 import argparse
 import json
@@ -19,6 +27,47 @@ import struct
 import sys
 
 import numpy as np
+
+
+def e4m3_values():
+    """The 256 E4M3FN code values from the spec: bias 7, 3 mantissa bits, exponent 0
+    subnormal (m / 8 * 2^-6), S.1111.111 NaN, no infinities."""
+    v = np.empty(256, dtype=np.float64)
+    for c in range(256):
+        s, e, m = c >> 7, (c >> 3) & 15, c & 7
+        if e == 15 and m == 7:
+            v[c] = np.nan
+            continue
+        mag = math.ldexp(m / 8.0, -6) if e == 0 else math.ldexp(1.0 + m / 8.0, e - 7)
+        v[c] = -mag if s else mag
+    return v
+
+
+E4M3 = e4m3_values()
+E4M3_POS = E4M3[:0x7F]  # codes 0 .. 0x7e: 0 .. 448, increasing
+
+
+def round_to_e4m3(a):
+    """Nearest E4M3 value, ties to the even code, saturating at +-448 (float64 out)."""
+    a = np.asarray(a, dtype=np.float64)
+    mag = np.minimum(np.abs(a), 448.0)
+    hi = np.clip(np.searchsorted(E4M3_POS, mag, side="left"), 0, len(E4M3_POS) - 1)
+    lo = np.maximum(hi - 1, 0)
+    d_lo, d_hi = mag - E4M3_POS[lo], E4M3_POS[hi] - mag
+    pick = np.where(d_lo < d_hi, lo, np.where(d_hi < d_lo, hi, np.where(lo % 2 == 0, lo, hi)))
+    return np.copysign(E4M3_POS[pick], a)
+
+
+def quantize_activation_rows(x, ub):
+    """fbgemm's dynamic per-token FP8 quantization of x [T, k], returned dequantized."""
+    x32 = np.asarray(x, dtype=np.float32)
+    amax = np.abs(x32).max(axis=-1, keepdims=True)
+    if ub and ub > 0:
+        amax = np.minimum(amax, np.float32(ub))
+    scale = (amax / np.float32(448.0)).astype(np.float32)
+    safe = np.where(scale > 0, scale, np.float32(1.0))
+    q = round_to_e4m3((x32 / safe).astype(np.float32))
+    return np.where(scale > 0, q * scale.astype(np.float64), 0.0)
 
 
 class Tensors:
@@ -41,7 +90,7 @@ class Tensors:
             begin, end = e["data_offsets"]
             raw = mm[base + begin:base + end]
             dt = e["dtype"]
-            if dt not in ("F32", "F16", "BF16"):
+            if dt not in ("F32", "F16", "BF16", "F8_E4M3"):
                 raise ValueError(f"{path}: tensor {name}: unsupported dtype {dt}")
             self.raw[name] = (raw, dt, tuple(e["shape"]))
 
@@ -54,6 +103,8 @@ class Tensors:
             a = raw.view("<f4")
         elif dt == "F16":
             a = raw.view("<f2")
+        elif dt == "F8_E4M3":
+            return E4M3[np.asarray(raw)].reshape(shape)
         else:  # BF16: the top 16 bits of a float32
             a = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
         return a.astype(np.float64).reshape(shape)
@@ -122,6 +173,19 @@ class LlamaRef:
         self.eps = cfg.get("rms_norm_eps", 1e-6)
         self.inv_freq = rope_inv_freq(cfg, self.head_dim)
         self.tied = cfg.get("tie_word_embeddings", False)
+        q = cfg.get("quantization_config") or {}
+        if q and q.get("quant_method") != "fbgemm_fp8":
+            raise ValueError(f"unsupported quant_method {q.get('quant_method')}")
+        self.act_ub = float(q.get("activation_scale_ub", 1200.0)) if q else 0.0
+
+    def linear(self, x, name):
+        """x @ W^T; an fbgemm_fp8 module (NAME.weight_scale present) dequantizes W row-wise and
+        quantizes x per token first."""
+        w = self.w[name + ".weight"]
+        if name + ".weight_scale" in self.w:
+            w = w * self.w[name + ".weight_scale"]  # [out, in] * [out, 1]
+            x = quantize_activation_rows(x, self.act_ub)
+        return x @ w.T
 
     def logits(self, ids):
         w, hd = self.w, self.head_dim
@@ -147,9 +211,9 @@ class LlamaRef:
                 out[:, head, :] = s @ v[:, kv, :]
             x = x + out.reshape(T, self.heads * hd) @ w[p + "self_attn.o_proj.weight"].T
             h = rms_norm(x, w[p + "post_attention_layernorm.weight"], self.eps)
-            gate = h @ w[p + "mlp.gate_proj.weight"].T
-            up = h @ w[p + "mlp.up_proj.weight"].T
-            x = x + (gate / (1.0 + np.exp(-gate)) * up) @ w[p + "mlp.down_proj.weight"].T
+            gate = self.linear(h, p + "mlp.gate_proj")
+            up = self.linear(h, p + "mlp.up_proj")
+            x = x + self.linear(gate / (1.0 + np.exp(-gate)) * up, p + "mlp.down_proj")
         x = rms_norm(x, w["model.norm.weight"], self.eps)
         head = w["model.embed_tokens.weight"] if self.tied else w["lm_head.weight"]
         return x @ head.T
