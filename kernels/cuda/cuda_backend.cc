@@ -89,6 +89,7 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     lt_.reset();
     cudaFree(attn_workspace_);
+    cudaFree(fp8_scratch_);
     cudaStreamDestroy(stream_);
   }
 
@@ -181,17 +182,11 @@ class CudaBackend final : public Backend {
   }
 
   void linear(const Tensor& x, const LinearWeight& lw, Tensor& out) override {
-    // Row-wise FP8 plugs in here: a cuBLASLt FP8 GEMM with outer-vector fp32 scales
-    // (CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F) after a per-token activation quantization
-    // kernel. Until then FP8 weights are refused with one clear error.
-    if (lw.fp8() || lw.row_scale.data != nullptr)
-      throw Error("cuda backend linear: FP8 (row-scaled) weights are not supported on the CUDA "
-                  "backend yet; run FP8 checkpoints with --device cpu");
     const Tensor& w = lw.w;
     check_bf16(x, "linear", "x");
     check_bf16(out, "linear", "out");
-    check(w.dtype == DType::kBF16 && w.data != nullptr, "linear",
-          "w must be a BF16 device weight from adopt_weight(), got " + describe(w));
+    check((w.dtype == DType::kBF16 || w.dtype == DType::kF8E4M3) && w.data != nullptr, "linear",
+          "w must be a BF16 or F8E4M3 device weight from adopt_weight(), got " + describe(w));
     check(w.row_stride() >= w.cols, "linear",
           "w row stride " + std::to_string(w.row_stride()) + " is shorter than its rows " +
               describe(w));
@@ -199,7 +194,32 @@ class CudaBackend final : public Backend {
           "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
               describe(out));
     activate();
-    lt_->run(x.data, x.rows, x.cols, w.data, w.row_stride(), w.rows, out.data, stream_);
+    if (!lw.fp8()) {
+      check(lw.row_scale.data == nullptr, "linear", "row scales come only with an F8E4M3 weight");
+      lt_->run(x.data, x.rows, x.cols, w.data, w.row_stride(), w.rows, out.data, stream_);
+      return;
+    }
+    check(
+        lw.row_scale.data != nullptr && lw.row_scale.dtype == DType::kF32 &&
+            lw.row_scale.numel() == w.rows,
+        "linear",
+        "an F8E4M3 weight needs F32 row scales, one per output row, got " + describe(lw.row_scale));
+    // Per-token activation quantization into the FP8 scratch, then cuBLASLt's FP8 GEMM.
+    const size_t q_bytes = size_t(x.rows * x.cols), s_bytes = size_t(x.rows) * sizeof(float);
+    const size_t need = (q_bytes + 255) / 256 * 256 + s_bytes;
+    if (need > fp8_scratch_bytes_) {
+      deallocate(fp8_scratch_);  // synchronizes first: queued work may still read it
+      fp8_scratch_ = nullptr;
+      fp8_scratch_bytes_ = 0;
+      fp8_scratch_ = allocate(need);
+      fp8_scratch_bytes_ = need;
+    }
+    void* xq = fp8_scratch_;
+    auto* x_scale =
+        reinterpret_cast<float*>(static_cast<char*>(fp8_scratch_) + (q_bytes + 255) / 256 * 256);
+    cuda::quantize_rows_e4m3(x.data, x.rows, x.cols, lw.act_scale_ub, xq, x_scale, stream_);
+    lt_->run_fp8(xq, x_scale, x.rows, x.cols, w.data, w.row_stride(), lw.row_scale.as<float>(),
+                 w.rows, out.data, stream_);
   }
 
   void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,
@@ -265,20 +285,25 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::LtMatmul> lt_;
   void* attn_workspace_ = nullptr;  // split-K partials, grown on demand
+  void* fp8_scratch_ = nullptr;     // FP8 linear: quantized activations + their scales
+  size_t fp8_scratch_bytes_ = 0;
   size_t attn_workspace_bytes_ = 0;
 };
 
 // Matrices become BF16 (cuBLASLt multiplies BF16 by BF16); F32/F16 ones are converted on the
-// device through a staging buffer. One-row weights (the norms' scales) are read by kernels that
-// take any float dtype, so they keep theirs and lose no precision.
+// device through a staging buffer. F8E4M3 matrices (row-wise FP8 weights) are copied as they
+// are. Vectors — one row (the norms' scales) or one column (FP8 row scales, read as fp32 by
+// cuBLASLt) — keep their dtype and lose no precision.
 Tensor CudaBackend::adopt_weight(const Tensor& host) {
   // A strided host view (a tensor-parallel column shard of the mmap) becomes a contiguous
   // device matrix: only the shard's bytes cross PCIe and occupy device memory.
-  check_float(host, "adopt_weight", "weight", /*strided_ok=*/true);
+  if (host.dtype != DType::kF8E4M3) check_float(host, "adopt_weight", "weight", true);
+  check(host.data != nullptr, "adopt_weight", "weight has no data");
   activate();
   Tensor dev = host;
   dev.stride = 0;
-  const bool convert = host.rows > 1 && host.dtype != DType::kBF16;
+  const bool convert =
+      host.rows > 1 && host.cols > 1 && host.dtype != DType::kBF16 && host.dtype != DType::kF8E4M3;
   if (convert) dev.dtype = DType::kBF16;
   dev.data = allocate(dev.bytes());
   const size_t elem = dtype_size(host.dtype);

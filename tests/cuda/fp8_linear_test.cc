@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/lt_matmul.h"
@@ -170,6 +171,38 @@ TEST_F(CudaFp8, MatmulMatchesTheDequantizedReference) {
   }
   std::printf("  fp8 calls through the fallback epilogue: %lld\n",
               static_cast<long long>(lt.fp8_fallbacks()));
+}
+
+// The backend op the model calls: linear() with an F8E4M3 weight and its row scales, against the
+// CPU backend's row-wise FP8 linear fed the same BF16-valued activations (both quantize them
+// with the same recipe, so only accumulation order and the BF16 output differ).
+TEST_F(CudaFp8, BackendLinearMatchesTheCpuBackend) {
+  uint32_t seed = 900;
+  for (const Fp8Shape& s : {Fp8Shape{1, 256, 96}, Fp8Shape{9, 512, 128}, Fp8Shape{64, 1024, 384}}) {
+    for (const float ub : {1200.0f, 0.5f}) {  // 0.5: every row capped
+      SCOPED_TRACE(::testing::Message()
+                   << "n " << s.n << " k " << s.k << " o " << s.o << " ub " << ub);
+      const auto values = random_floats(size_t(s.o * s.k), seed++, -448.0f, 448.0f);
+      std::vector<uint8_t> wq(values.size());
+      for (size_t i = 0; i < wq.size(); ++i) wq[i] = float_to_e4m3(values[i]);
+      std::vector<float> scale = random_floats(size_t(s.o), seed++, 1e-4f, 1e-3f);
+      std::vector<uint8_t> scale_bytes(scale.size() * 4);
+      std::memcpy(scale_bytes.data(), scale.data(), scale_bytes.size());
+      const Tensor dw = adopt(wq, DType::kF8E4M3, s.o, s.k);
+      const Tensor ds = adopt(scale_bytes, DType::kF32, s.o, 1);
+      EXPECT_EQ(dw.dtype, DType::kF8E4M3);
+      EXPECT_EQ(ds.dtype, DType::kF32);  // a column of scales is not converted to BF16
+      auto x = round_bf16(random_floats(size_t(s.n * s.k), seed++, -2.0f, 2.0f));
+      Tensor dx = device(x, s.n, s.k), out = poisoned(s.n, s.o);
+      gpu->linear(dx, LinearWeight(dw, ds, ub), out);
+      std::vector<float> want(size_t(s.n * s.o));
+      Tensor cx = test::view(x, s.n, s.k), co = test::view(want, s.n, s.o);
+      const Tensor cw{wq.data(), DType::kF8E4M3, s.o, s.k};
+      const Tensor cs{scale.data(), DType::kF32, s.o, 1};
+      cpu->linear(cx, LinearWeight(cw, cs, ub), co);
+      test::expect_nmse_below(fetch(out), want, test::kMatmulBound);
+    }
+  }
 }
 
 TEST_F(CudaFp8, MatmulRefusesShapesCublasLtCannotTake) {
