@@ -10,6 +10,12 @@ logits are compared against.
 
     llama_ref.py MODEL_DIR --ids 1,2,3            -> {"logits": [[...vocab...], ...]}
     llama_ref.py MODEL_DIR --ids 1 --greedy 20    -> adds "generated": [20 greedy ids]
+    llama_ref.py RM_DIR --ids 1,2,3 --score       -> {"scores": [...num_labels...]}
+
+A reward model (architectures LlamaForSequenceClassification) has `score.weight`
+[num_labels, hidden] instead of lm_head; its score is that head applied to the final-normed
+hidden state of the last token (transformers pools the last non-padding token; the prompt
+here has no padding).
 """
 import argparse
 import json
@@ -151,8 +157,16 @@ class LlamaRef:
             up = h @ w[p + "mlp.up_proj.weight"].T
             x = x + (gate / (1.0 + np.exp(-gate)) * up) @ w[p + "mlp.down_proj.weight"].T
         x = rms_norm(x, w["model.norm.weight"], self.eps)
+        if "score.weight" in w:  # LlamaForSequenceClassification
+            return x @ w["score.weight"].T
         head = w["model.embed_tokens.weight"] if self.tied else w["lm_head.weight"]
         return x @ head.T
+
+    def scores(self, ids):
+        """The sequence-classification scores: the head on the last token, [num_labels]."""
+        if "score.weight" not in self.w:
+            raise ValueError("not a reward model: no score.weight")
+        return self.logits(ids)[-1]
 
 
 def main(argv):
@@ -161,11 +175,17 @@ def main(argv):
     ap.add_argument("--ids", required=True, help="comma-separated prompt token ids")
     ap.add_argument("--greedy", type=int, default=0,
                     help="also generate this many tokens greedily (full recompute per token)")
+    ap.add_argument("--score", action="store_true",
+                    help="reward model: print only the last token's scores")
     args = ap.parse_args(argv)
     ids = [int(t) for t in args.ids.split(",") if t.strip()]
     if not ids:
         ap.error("--ids is empty")
     model = LlamaRef(args.model_dir)
+    if args.score:
+        json.dump({"scores": model.scores(ids).tolist()}, sys.stdout)
+        sys.stdout.write("\n")
+        return
     result = {"logits": model.logits(ids).tolist()}
     if args.greedy > 0:
         seq = list(ids)
