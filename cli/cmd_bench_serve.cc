@@ -20,7 +20,8 @@ namespace {
 constexpr const char* kUsage =
     "--base-url http://HOST:PORT | --grpc HOST:PORT  --model NAME [--api-key KEY | env "
     "HERD_API_KEY] --num-prompts N (--input-len L | --dataset FILE.jsonl) --output-len L "
-    "[--prefix-len L] [--request-rate R|inf] [--max-concurrency C] [--seed S] [--json FILE|-]";
+    "[--prefix-len L] [--tokenizer DIR] [--request-rate R|inf] [--max-concurrency C] [--seed S] "
+    "[--json FILE|-]";
 
 int int_flag(const Flags& f, const std::string& name, int64_t def, int64_t lo) {
   int64_t v = f.i64(name, def);
@@ -52,7 +53,8 @@ struct Parsed {
 
 Parsed parse(const std::vector<std::string>& args) {
   Flags f(args, {"base-url", "grpc", "model", "api-key", "num-prompts", "input-len", "output-len",
-                 "prefix-len", "dataset", "request-rate", "max-concurrency", "seed", "json"});
+                 "prefix-len", "dataset", "tokenizer", "request-rate", "max-concurrency", "seed",
+                 "json"});
   if (!f.positional().empty())
     throw InvalidArgument("", "unexpected argument '" + f.positional()[0] + "'");
   Parsed p;
@@ -81,6 +83,9 @@ Parsed parse(const std::vector<std::string>& args) {
     throw InvalidArgument("input-len", "--input-len does not apply to --dataset prompts");
   }
   c.prefix_len = int_flag(f, "prefix-len", 0, 0);
+  c.tokenizer_dir = f.str("tokenizer", "");
+  if (f.has("tokenizer") && c.tokenizer_dir.empty())
+    throw InvalidArgument("tokenizer", "flag --tokenizer needs a directory");
   c.request_rate = rate_flag(f);
   c.max_concurrency = f.has("max-concurrency") ? int_flag(f, "max-concurrency", 0, 1) : 0;
   const int64_t seed = f.i64("seed", 0);

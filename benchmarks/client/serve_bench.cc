@@ -41,6 +41,8 @@ void validate(const ServeBenchConfig& c) {
     throw InvalidArgument("input-len", "--input-len must be >= 1 (or give --dataset)");
   if (!c.dataset.empty() && c.input_len != 0)
     throw InvalidArgument("input-len", "--input-len does not apply to --dataset prompts");
+  if (!c.dataset.empty() && !c.tokenizer_dir.empty())
+    throw InvalidArgument("tokenizer", "--tokenizer applies to random prompts, not --dataset");
   if (!c.dataset.empty() && c.prefix_len != 0)
     throw InvalidArgument("prefix-len", "--prefix-len applies to random prompts, not --dataset");
   if (!(c.request_rate > 0))
@@ -71,10 +73,14 @@ nlohmann::ordered_json run_serve_bench(const ServeBenchConfig& cfg, std::FILE* o
   wo.output_len = cfg.output_len;
   wo.prefix_len = cfg.prefix_len;
   wo.seed = cfg.seed;
-  std::vector<BenchRequest> requests =
-      cfg.dataset.empty()
-          ? random_workload(wo, token_pool(backend->tokenize(std::string(pool_text()))))
-          : dataset_workload(wo, cfg.dataset);
+  std::vector<BenchRequest> requests;
+  if (!cfg.dataset.empty()) {
+    requests = dataset_workload(wo, cfg.dataset);
+  } else if (!cfg.tokenizer_dir.empty()) {
+    requests = random_workload(wo, local_token_pool(cfg.tokenizer_dir));
+  } else {
+    requests = random_workload(wo, token_pool(backend->tokenize(std::string(pool_text()))));
+  }
   // Arrivals use their own stream so that the prompts do not depend on the rate.
   std::vector<double> arrivals =
       poisson_arrivals(cfg.num_prompts, cfg.request_rate, cfg.seed ^ 0x9e3779b97f4a7c15ull);
@@ -112,6 +118,7 @@ nlohmann::ordered_json run_serve_bench(const ServeBenchConfig& cfg, std::FILE* o
   j["num_prompts"] = cfg.num_prompts;
   j["dataset"] =
       cfg.dataset.empty() ? nlohmann::ordered_json("random") : nlohmann::ordered_json(cfg.dataset);
+  if (!cfg.tokenizer_dir.empty()) j["tokenizer"] = cfg.tokenizer_dir;
   j["input_len"] = cfg.input_len;
   j["output_len"] = cfg.output_len;
   j["prefix_len"] = cfg.prefix_len;

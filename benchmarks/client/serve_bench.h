@@ -22,6 +22,10 @@ struct ServeBenchConfig {
   int output_len = 0;
   int prefix_len = 0;   // shared prefix in front of every random prompt
   std::string dataset;  // JSONL of {"prompt": ...}
+  // Random prompts' ids from this tokenizer (the served model's tokenizer.json directory)
+  // instead of the server's /tokenize, which only herd has: then any OpenAI-compatible server
+  // (vLLM, llama-server) can be measured with the same client.
+  std::string tokenizer_dir;
   double request_rate = std::numeric_limits<double>::infinity();
   int max_concurrency = 0;  // 0: unlimited
   uint64_t seed = 0;

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "engine/common/error.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace herd::bench {
 
@@ -24,6 +25,22 @@ std::vector<int32_t> token_pool(std::vector<int32_t> ids) {
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   return ids;
+}
+
+std::vector<int32_t> local_token_pool(const std::string& tokenizer_dir) {
+  std::unique_ptr<Tokenizer> tok;
+  try {
+    tok = load_tokenizer(tokenizer_dir);
+  } catch (const Error& e) {
+    throw InvalidArgument("tokenizer", std::string("cannot load --tokenizer ")
+                                           .append(tokenizer_dir)
+                                           .append(": ")
+                                           .append(e.what()));
+  }
+  std::vector<int32_t> ids = tok->encode(pool_text());
+  // A tokenizer whose encode() adds BOS would put it in the middle of random prompts.
+  std::erase_if(ids, [&](int32_t id) { return tok->is_special(id); });
+  return token_pool(std::move(ids));
 }
 
 std::vector<BenchRequest> random_workload(const WorkloadOptions& o,

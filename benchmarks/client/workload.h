@@ -40,6 +40,10 @@ struct WorkloadOptions {
 std::string_view pool_text();
 // The distinct ids of `ids`, ascending.
 std::vector<int32_t> token_pool(std::vector<int32_t> ids);
+// The pool from a tokenizer on this machine (`herd bench serve --tokenizer DIR`): the distinct
+// non-special ids of pool_text(). Throws herd::InvalidArgument("tokenizer", ...) when DIR holds
+// no loadable tokenizer.
+std::vector<int32_t> local_token_pool(const std::string& tokenizer_dir);
 
 std::vector<BenchRequest> random_workload(const WorkloadOptions& o,
                                           const std::vector<int32_t>& pool);

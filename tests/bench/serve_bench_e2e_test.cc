@@ -218,6 +218,11 @@ TEST_F(BenchServeHttp, BadSettingsAreInvalidArgument) {
   c = config();
   c.grpc = "127.0.0.1:1";
   EXPECT_EQ(param_of(c), "base-url");
+  c = config();
+  c.input_len = 0;
+  c.dataset = "prompts.jsonl";
+  c.tokenizer_dir = "tok";
+  EXPECT_EQ(param_of(c), "tokenizer");
   EXPECT_TRUE(engine_->received().empty());
 }
 

@@ -10,12 +10,42 @@
 
 #include "benchmarks/client/http_backend.h"
 #include "engine/common/error.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace herd::bench {
 namespace {
 
 TEST(Workload, TokenPoolIsDistinctAndSorted) {
   EXPECT_EQ(token_pool({5, 3, 5, 9, 3}), (std::vector<int32_t>{3, 5, 9}));
+}
+
+// --tokenizer: the pool comes from the model's tokenizer on the client machine, so a server
+// without herd's /tokenize (llama-server, vLLM) can be measured.
+TEST(Workload, LocalTokenPoolIsTheTokenizersNonSpecialIds) {
+  const std::string dir = std::string(HERD_TESTDATA_DIR) + "/llama3-tokenizer";
+  if (access((dir + "/tokenizer.json").c_str(), R_OK) != 0)
+    GTEST_SKIP() << "needs ../shared/testdata/llama3-tokenizer (absent)";
+  const std::vector<int32_t> pool = local_token_pool(dir);
+  auto tok = load_tokenizer(dir);
+  std::vector<int32_t> expected = tok->encode(pool_text());
+  std::erase_if(expected, [&](int32_t id) { return tok->is_special(id); });
+  expected = token_pool(expected);
+  EXPECT_EQ(pool, expected);
+  EXPECT_GT(pool.size(), 50u);
+  for (int32_t id : pool) {
+    EXPECT_FALSE(tok->is_special(id)) << id;
+    EXPECT_NE(id, tok->bos_id());
+  }
+}
+
+TEST(Workload, LocalTokenPoolOfABadDirectoryNamesTheFlag) {
+  try {
+    local_token_pool("/nonexistent/herd-tokenizer");
+    FAIL() << "no error";
+  } catch (const InvalidArgument& e) {
+    EXPECT_EQ(e.param(), "tokenizer");
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/herd-tokenizer"), std::string::npos);
+  }
 }
 
 TEST(Workload, RandomPromptsHaveExactLengthsAndPoolIds) {
