@@ -245,9 +245,11 @@ class HerdService final : public pb::Herd::Service {
       }
       client_.release(*stream);
       const StreamSummary s = stream->summary();
-      if (!s.error.empty()) return grpc::Status{grpc::StatusCode::INTERNAL, "the engine failed the request"};
+      if (!s.error.empty())
+        return grpc::Status{grpc::StatusCode::INTERNAL, "the engine failed the request"};
       if (scores.empty())
-        return grpc::Status{grpc::StatusCode::UNAVAILABLE, "the request was aborted before it finished"};
+        return grpc::Status{grpc::StatusCode::UNAVAILABLE,
+                            "the request was aborted before it finished"};
       res->set_request_id(id);
       for (float v : scores) res->add_scores(v);
       for (const std::string& l : c.id2label) res->add_labels(l);
@@ -289,8 +291,9 @@ class HerdService final : public pb::Herd::Service {
   grpc::Status run_stream(grpc::ServerContext* ctx, Request er,
                           grpc::ServerWriter<pb::GenerateResponse>* writer, bool parse_tools) {
     if (client_.engine().model_config().is_reward_model())
-      throw InvalidArgument("model", "the model is a reward model: it scores (Score) and does not "
-                                     "generate");
+      throw InvalidArgument("model",
+                            "the model is a reward model: it scores (Score) and does not "
+                            "generate");
     const int max_len = client_.engine().max_model_len();
     const size_t plen = er.prompt_ids.size();
     if (plen == 0) throw InvalidArgument("prompt", "the prompt is empty");

@@ -67,7 +67,8 @@ PoolingRequest parse_pooling_request(const nlohmann::json& b) {
     return r;
   }
   const nlohmann::json& in = b["input"];
-  const char* shape = "'input' must be a string, a list of strings, token ids or lists of token ids";
+  const char* shape =
+      "'input' must be a string, a list of strings, token ids or lists of token ids";
   if (in.is_string()) {
     r.inputs.push_back({true, in.get<std::string>(), {}});
   } else if (in.is_array() && !in.empty() && in[0].is_number_integer()) {
@@ -126,8 +127,9 @@ class PoolingRun {
     out["created"] = created_;
     out["model"] = model_;
     out["data"] = std::move(data);
-    out["usage"] = ordered_json{
-        {"prompt_tokens", s.prompt_tokens}, {"completion_tokens", 0}, {"total_tokens", s.prompt_tokens}};
+    out["usage"] = ordered_json{{"prompt_tokens", s.prompt_tokens},
+                                {"completion_tokens", 0},
+                                {"total_tokens", s.prompt_tokens}};
     return out;
   }
 

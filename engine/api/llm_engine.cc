@@ -469,7 +469,8 @@ Output LlmEngine::score_output(const RequestState& rs, const ExecResult& r, size
   Output o;
   o.request_id = rs.req.id;
   o.finish_reason = FinishReason::kStop;
-  o.scores.assign(r.scores.begin() + long(row * labels), r.scores.begin() + long((row + 1) * labels));
+  o.scores.assign(r.scores.begin() + long(row * labels),
+                  r.scores.begin() + long((row + 1) * labels));
   return o;
 }
 

@@ -215,9 +215,9 @@ ojson make_model_config_json(const std::string& shape, DType dtype) {
   c["pretraining_tp"] = 1;
   c["rms_norm_eps"] = 1e-5;
   c["rope_scaling"] = {{"factor", s.rope_factor},
-                       {"high_freq_factor", 4.0, 0},
-                       {"low_freq_factor", 1.0, 0},
-                       {"original_max_position_embeddings", s.original_max_pos, 0},
+                       {"high_freq_factor", 4.0},
+                       {"low_freq_factor", 1.0},
+                       {"original_max_position_embeddings", s.original_max_pos},
                        {"rope_type", "llama3"}};
   c["rope_theta"] = 500000.0;
   c["tie_word_embeddings"] = s.tied;

@@ -68,7 +68,8 @@ TEST(ScoreRequests, ScoresAreTheHeadOnTheLastPromptToken) {
   std::vector<Request> reqs;
   const std::vector<int> lens = {5, 40, 150};
   for (size_t i = 0; i < lens.size(); ++i)
-    reqs.push_back(score_request("s" + std::to_string(i), test_prompt(lens[i], int(i))));
+    reqs.push_back(
+        score_request(std::string("s").append(std::to_string(i)), test_prompt(lens[i], int(i))));
   const auto res = e->generate(reqs);
   ASSERT_EQ(res.size(), lens.size());
   for (size_t i = 0; i < lens.size(); ++i) {

@@ -82,8 +82,8 @@ void FakeEngine::add_request(Request req, OutputSink sink) {
     if (req.prompt_ids.empty()) throw InvalidArgument("prompt", "the prompt is empty");
     if (req.params.n != 1) throw InvalidArgument("n", "a score request has n = 1");
   } else {
-    validate_sampling_params(req.params, tok_.vocab_size(),
-                             static_cast<int>(req.prompt_ids.size()), opts_.max_model_len);
+    validate_sampling_params(req.params, tok_.vocab_size(), static_cast<int>(req.prompt_ids.size()),
+                             opts_.max_model_len);
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!unhealthy_reason_.empty()) throw EngineUnavailable(unhealthy_reason_);

@@ -49,8 +49,8 @@ TEST_F(ServerTest, PoolingScoresTextAndTokenInputs) {
 
 TEST_F(ServerTest, PoolingMessagesUseTheChatTemplateWithoutGenerationPrompt) {
   start({}, reward(1));
-  json msgs = json::array({{{"role", "user"}, {"content", "2+2?"}},
-                           {{"role", "assistant"}, {"content", "4"}}});
+  json msgs = json::array(
+      {{{"role", "user"}, {"content", "2+2?"}}, {{"role", "assistant"}, {"content", "4"}}});
   auto res = post("/pooling", {{"messages", msgs}});
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
@@ -79,7 +79,7 @@ TEST_F(ServerTest, PoolingBadRequestsAre400NamingTheField) {
   EXPECT_EQ(param_of({{"input", "x"}, {"messages", json::array()}}), "messages");
   EXPECT_EQ(param_of({{"messages", "hi"}}), "messages");
   EXPECT_EQ(param_of({{"input", "x"}, {"add_special_tokens", "yes"}}), "add_special_tokens");
-  EXPECT_EQ(param_of({{"input", json::array({100000})}}), "input");           // not in vocab
+  EXPECT_EQ(param_of({{"input", json::array({100000})}}), "input");  // not in vocab
   EXPECT_EQ(param_of({{"input", json::array({1, 2, 3, 4, 5, 6, 7, 8, 9})}}), "input");  // > 8
   EXPECT_EQ(engine_->received().size(), 0u);
   // The whole context may be prompt: nothing is generated.
@@ -102,7 +102,8 @@ TEST_F(ServerTest, PoolingNeedsARewardModelAndARewardModelDoesNotGenerate) {
 
   start({}, reward());
   for (const char* path : {"/v1/completions", "/v1/chat/completions"}) {
-    res = post(path, {{"prompt", "x"}, {"messages", json::array({{{"role", "user"}, {"content", "x"}}})}});
+    res = post(
+        path, {{"prompt", "x"}, {"messages", json::array({{{"role", "user"}, {"content", "x"}}})}});
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 400) << path;
     EXPECT_EQ(json::parse(res->body)["error"]["param"], "model") << path;
