@@ -72,6 +72,8 @@ FakeEngine::FakeEngine(FakeEngineOptions opts) : opts_(std::move(opts)) {
   config_.vocab_size = tok_.vocab_size();
   config_.max_position_embeddings = opts_.max_model_len;
   config_.num_labels = opts_.num_labels;
+  for (int i = 0; i < opts_.num_labels; ++i)
+    config_.id2label.push_back(std::string("LABEL_").append(std::to_string(i)));
   thread_ = std::thread([this] { loop(); });
 }
 

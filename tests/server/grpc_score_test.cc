@@ -22,7 +22,7 @@ class GrpcScoreTest : public ::testing::Test {
   void start(int labels) {
     FakeEngineOptions eo;
     eo.num_labels = labels;
-    eo.max_model_len = 16;
+    eo.max_model_len = 256;
     engine_ = std::make_unique<FakeEngine>(std::move(eo));
     metrics_ = std::make_unique<server::Metrics>("fake-model");
     client_ = std::make_unique<server::EngineClient>(*engine_, *metrics_);
@@ -79,7 +79,7 @@ TEST_F(GrpcScoreTest, ScoresTextTokensAndChat) {
   st = score(chat, res);
   ASSERT_TRUE(st.ok()) << st.error_message();
   // Rendered with the template: starts with BOS, longer than the one content byte.
-  const auto& got = engine_->received().back().prompt_ids;
+  const std::vector<int32_t> got = engine_->received().back().prompt_ids;
   ASSERT_GT(got.size(), 2u);
   EXPECT_EQ(got[0], FakeTokenizer::kBos);
 }
@@ -94,7 +94,7 @@ TEST_F(GrpcScoreTest, BadInputsAreInvalidArgument) {
   both.add_messages()->set_role("user");
   EXPECT_EQ(score(both, res).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   pb::ScoreRequest too_long;
-  too_long.set_text(std::string(40, 'a'));  // > max_model_len 16
+  too_long.set_text(std::string(300, 'a'));  // > max_model_len 256
   EXPECT_EQ(score(too_long, res).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   pb::ScoreRequest bad_role;
   bad_role.add_messages()->set_role("robot");
