@@ -190,6 +190,10 @@ int run_rs(const std::vector<std::string>& args) {
     throw InvalidArgument("reward-kv-fraction", "--reward-kv-fraction must be in (0, 1)");
   EngineOptions ropts = popts;
   ropts.model_dir = reward_dir;
+  // The engine flags are the policy's; the reward engine always shares prompt pages through its
+  // prefix cache (the K conversations of a prompt start alike), so --no-prefix-caching, a
+  // benchmark switch, changes only the policy side.
+  ropts.enable_prefix_caching = true;
   if (popts.kv_blocks_override > 0) {
     ropts.kv_blocks_override =
         std::max<int64_t>(1, int64_t(double(popts.kv_blocks_override) * frac));
