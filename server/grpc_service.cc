@@ -183,6 +183,82 @@ class HerdService final : public pb::Herd::Service {
     });
   }
 
+  grpc::Status Score(grpc::ServerContext* ctx, const pb::ScoreRequest* req,
+                     pb::ScoreResponse* res) override {
+    return guarded(ctx, [&] {
+      const ModelConfig& c = client_.engine().model_config();
+      if (!c.is_reward_model())
+        throw InvalidArgument("model", "the model is not a reward model: Score needs one");
+      const Tokenizer& tok = client_.engine().tokenizer();
+      Request er;
+      er.id = new_request_id("grpc-score-");
+      const bool chat = req->messages_size() > 0;
+      if (chat == (req->input_case() != pb::ScoreRequest::INPUT_NOT_SET))
+        throw InvalidArgument("input", "give exactly one of text, token_ids and messages");
+      if (chat) {
+        if (req->messages_size() > static_cast<int>(kMaxChatMessages))
+          throw InvalidArgument("messages", "'messages' may hold at most " +
+                                                std::to_string(kMaxChatMessages) + " messages");
+        std::vector<ChatMessage> msgs;
+        for (const auto& m : req->messages()) {
+          ChatMessage cm{m.role(), m.content(), {}, m.tool_call_id()};
+          for (const auto& t : m.tool_calls())
+            cm.tool_calls.push_back({t.id(), t.name(), t.arguments()});
+          msgs.push_back(std::move(cm));
+        }
+        validate_chat_messages(msgs, "messages");
+        ChatFormatOptions fo;
+        fo.add_generation_prompt = false;
+        er.prompt_ids = encode_llama31_chat(tok, msgs, fo);
+      } else if (req->has_token_ids()) {
+        er.prompt_ids.assign(req->token_ids().ids().begin(), req->token_ids().ids().end());
+      } else {
+        if ((req->add_bos() || !req->has_add_bos()) && tok.bos_id() >= 0 && !tok.adds_bos())
+          er.prompt_ids.push_back(tok.bos_id());
+        auto ids = tok.encode(req->text());
+        er.prompt_ids.insert(er.prompt_ids.end(), ids.begin(), ids.end());
+      }
+      if (er.prompt_ids.empty()) throw InvalidArgument("input", "the input is empty");
+      if (static_cast<int64_t>(er.prompt_ids.size()) > client_.engine().max_model_len())
+        throw InvalidArgument("input", "the input (" + std::to_string(er.prompt_ids.size()) +
+                                           " tokens) exceeds the context length of " +
+                                           std::to_string(client_.engine().max_model_len()));
+      if (req->has_cache_salt()) {
+        validate_cache_salt(req->cache_salt(), "cache_salt");
+        er.cache_salt = req->cache_salt();
+      }
+      const std::string id = er.id;
+      auto stream = client_.submit({std::move(er)});
+      std::vector<float> scores;
+      std::vector<StreamEvent> events;
+      for (;;) {
+        if (ctx->IsCancelled()) {
+          client_.abort(*stream);
+          client_.release(*stream);
+          return grpc::Status{grpc::StatusCode::CANCELLED, "cancelled"};
+        }
+        events.clear();
+        const auto w = stream->next(events, std::chrono::milliseconds(50));
+        for (const auto& ev : events)
+          if (!ev.out.scores.empty()) scores = ev.out.scores;
+        if (w == RequestStream::Wait::kDone) break;
+      }
+      client_.release(*stream);
+      const StreamSummary s = stream->summary();
+      if (!s.error.empty())
+        return grpc::Status{grpc::StatusCode::INTERNAL, "the engine failed the request"};
+      if (scores.empty())
+        return grpc::Status{grpc::StatusCode::UNAVAILABLE,
+                            "the request was aborted before it finished"};
+      res->set_request_id(id);
+      for (float v : scores) res->add_scores(v);
+      for (const std::string& l : c.id2label) res->add_labels(l);
+      res->mutable_usage()->set_prompt_tokens(s.prompt_tokens);
+      res->mutable_usage()->set_cached_prompt_tokens(s.cached_prompt_tokens);
+      return grpc::Status::OK;
+    });
+  }
+
  private:
   // Auth, then the handler; exceptions become gRPC status codes (no internals in messages).
   template <class F>
@@ -214,6 +290,10 @@ class HerdService final : public pb::Herd::Service {
 
   grpc::Status run_stream(grpc::ServerContext* ctx, Request er,
                           grpc::ServerWriter<pb::GenerateResponse>* writer, bool parse_tools) {
+    if (client_.engine().model_config().is_reward_model())
+      throw InvalidArgument("model",
+                            "the model is a reward model: it scores (Score) and does not "
+                            "generate");
     const int max_len = client_.engine().max_model_len();
     const size_t plen = er.prompt_ids.size();
     if (plen == 0) throw InvalidArgument("prompt", "the prompt is empty");

@@ -153,5 +153,8 @@ bool handle_chat_completions(HttpContext& ctx, const HttpRequest& req, HttpRespo
                              RequestLogEntry& log);
 bool handle_completions(HttpContext& ctx, const HttpRequest& req, HttpResponse& res,
                         RequestLogEntry& log);
+// POST /pooling (server/pooling.cc): a reward model's scores.
+bool handle_pooling(HttpContext& ctx, const HttpRequest& req, HttpResponse& res,
+                    RequestLogEntry& log);
 
 }  // namespace herd::server

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "engine/common/error.h"
+#include "engine/model/config.h"
 #include "engine/tokenizer/chat_format.h"
 #include "server/auth.h"
 #include "server/http_context.h"
@@ -89,7 +90,18 @@ void HttpServer::route(const HttpRequest& req, HttpResponse& res) {
     }
     ctx.client.metrics().count_http(res.status);
   };
-  if (post && path == "/v1/chat/completions") {
+  // A reward model scores (/pooling) and never generates.
+  if (post && (path == "/v1/chat/completions" || path == "/v1/completions") &&
+      client_.engine().model_config().is_reward_model()) {
+    run_route(ctx, req, res, [&](RequestLogEntry&) -> bool {
+      throw InvalidArgument("model", "the model `" + ctx.model_name +
+                                         "` is a reward model: it scores (POST /pooling) and "
+                                         "does not generate");
+    });
+  } else if (post && path == "/pooling") {
+    run_route(ctx, req, res,
+              [&](RequestLogEntry& log) { return handle_pooling(ctx, req, res, log); });
+  } else if (post && path == "/v1/chat/completions") {
     run_route(ctx, req, res,
               [&](RequestLogEntry& log) { return handle_chat_completions(ctx, req, res, log); });
   } else if (post && path == "/v1/completions") {

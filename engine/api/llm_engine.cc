@@ -124,8 +124,12 @@ void LlmEngine::add_locked(Request req, OutputSink sink, bool bypass_queue_limit
       throw InvalidArgument("prompt", "prompt token id " + std::to_string(id) +
                                           " is outside the vocabulary [0, " +
                                           std::to_string(config_.vocab_size) + ")");
-  validate_sampling_params(req.params, int(config_.vocab_size), int(req.prompt_ids.size()),
-                           sched_config_.max_model_len);
+  // A reward model scores prompts (sampling parameters do not apply; the scheduler checks the
+  // prompt length and n == 1).
+  const bool score = config_.is_reward_model();
+  if (!score)
+    validate_sampling_params(req.params, int(config_.vocab_size), int(req.prompt_ids.size()),
+                             sched_config_.max_model_len);
 
   auto rs = std::make_unique<RequestState>();
   rs->seed = effective_seed(req.params);
@@ -143,6 +147,8 @@ void LlmEngine::add_locked(Request req, OutputSink sink, bool bypass_queue_limit
   nr.priority = req.priority;
   nr.cache_salt = req.cache_salt;
   nr.handle = rs.get();
+  nr.prefill_only = score;
+  if (score) nr.max_tokens = 0;
 
   std::lock_guard<std::mutex> lock(mu_);
   if (!healthy_) throw EngineUnavailable("the engine is unavailable: " + unhealthy_reason_);
@@ -208,6 +214,7 @@ std::vector<std::vector<Output>> LlmEngine::generate(std::vector<Request> reqs) 
         r.text += o.text;
         r.token_ids.insert(r.token_ids.end(), o.token_ids.begin(), o.token_ids.end());
         r.logprobs.insert(r.logprobs.end(), o.logprobs.begin(), o.logprobs.end());
+        if (!o.scores.empty()) r.scores = o.scores;
         if (o.finish_reason != FinishReason::kNone) {
           r.finish_reason = o.finish_reason;
           r.stop_reason = o.stop_reason;
@@ -409,6 +416,13 @@ void LlmEngine::land_locked(const StepPlan& plan, ExecResult& r, std::vector<Del
     RequestState* rs = live[i];
     if (!rs || std::find(poisoned.begin(), poisoned.end(), rs) != poisoned.end()) continue;
     Sequence& seq = *e.seq;
+    if (rs->group->prefill_only()) {
+      // A score request: the scheduler finished it with its prompt; its one delta carries
+      // the scores of the last prompt token.
+      out.emplace_back(rs->sink, score_output(*rs, r, row));
+      if (std::find(done.begin(), done.end(), rs) == done.end()) done.push_back(rs);
+      continue;
+    }
     const int32_t token = r.tokens[row];
     auto* ss = static_cast<SampleState*>(seq.handle);
     if (ss->stop->finished()) continue;
@@ -445,6 +459,19 @@ void LlmEngine::land_locked(const StepPlan& plan, ExecResult& r, std::vector<Del
     finish_request_locked(*rs, out);
   }
   if (check_invariants_) sched_->check_invariants();
+}
+
+Output LlmEngine::score_output(const RequestState& rs, const ExecResult& r, size_t row) const {
+  const size_t labels = size_t(config_.num_labels);
+  if (r.scores.size() < (row + 1) * labels)
+    throw std::logic_error("executor returned " + std::to_string(r.scores.size()) +
+                           " scores for row " + std::to_string(row) + " of a reward model");
+  Output o;
+  o.request_id = rs.req.id;
+  o.finish_reason = FinishReason::kStop;
+  o.scores.assign(r.scores.begin() + long(row * labels),
+                  r.scores.begin() + long((row + 1) * labels));
+  return o;
 }
 
 // The last delta already in `out` for this request becomes the request's final one.

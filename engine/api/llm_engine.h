@@ -139,6 +139,8 @@ class LlmEngine final : public Engine {
   void fail_all_locked(const std::string& error, std::vector<Delivery>& out);
   // Final deltas (kAbort, `error`) for the samples of rs not yet finished, then retires it.
   void end_request_locked(RequestState& rs, const std::string& error, std::vector<Delivery>& out);
+  // The delta of a score request (reward model): the scores of result row `row`.
+  Output score_output(const RequestState& rs, const ExecResult& r, size_t row) const;
   Output final_abort_output(const RequestState& rs, int index, const std::string& error) const;
   static void deliver(std::vector<Delivery>& out);
 

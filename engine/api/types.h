@@ -71,6 +71,10 @@ struct Output {
   // on), a failed step (the engine is then unhealthy, see Engine::health), or shutdown.
   // Clients answer it as an error (the server: an error event / HTTP 500), never as success.
   std::string error;
+  // A reward model's engine (ModelConfig::is_reward_model): every request is a score request,
+  // prefill-only; its one delta (finish_reason stop, request_finished) carries the scores —
+  // the sequence-classification head on the last prompt token, one per label. Empty otherwise.
+  std::vector<float> scores;
 };
 
 }  // namespace herd

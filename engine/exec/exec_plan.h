@@ -38,6 +38,9 @@ struct ExecResult {
   // 1 where the row held a NaN or an infinity: its token is a placeholder and the engine core
   // fails that request alone.
   std::vector<uint8_t> nonfinite;
+  // A reward model: the scores of every row, [rows, num_labels] row-major (tokens then hold
+  // placeholders: nothing is sampled). Empty for a causal LM.
+  std::vector<float> scores;
 };
 
 // The spec of one sample: copies only the token history the sampling parameters need.

@@ -31,7 +31,7 @@ ModelRunner::ModelRunner(const ModelConfig& cfg, std::shared_ptr<const LlamaWeig
   // HERD_TRACE_STEPS=1: one line per plan and rank on stderr (where a pipeline waits).
   const char* trace = std::getenv("HERD_TRACE_STEPS");
   trace_ = trace && *trace && std::string(trace) != "0";
-  if (layout_.last_stage()) logits_.resize(size_t(shape.max_seqs) * size_t(cfg_.vocab_size));
+  if (layout_.last_stage()) logits_.resize(size_t(shape.max_seqs) * size_t(cfg_.head_rows()));
 }
 
 ModelRunner::~ModelRunner() = default;
@@ -70,7 +70,8 @@ std::optional<ExecResult> ModelRunner::run_stage(const ExecPlan& plan) {
     const Tensor h = model_->hidden_states(tokens);
     activations_->send(h.data, h.bytes(), layout_.world_rank() + layout_.tp_size, kTagHidden);
   } else if (layout_.samples()) {
-    result = sample_rows(plan, logits_.data());
+    result = cfg_.is_reward_model() ? score_rows(plan, logits_.data())
+                                    : sample_rows(plan, logits_.data());
   }
   if (trace_) {
     auto ms = [](Clock::time_point a, Clock::time_point b) {
@@ -84,6 +85,21 @@ std::optional<ExecResult> ModelRunner::run_stage(const ExecPlan& plan) {
                  plan.input.seq_lens.size(), ms(t0, t1), ms(t1, t2), ms(t2, Clock::now()));
   }
   return result;
+}
+
+ExecResult ModelRunner::score_rows(const ExecPlan& plan, const float* scores) {
+  const size_t labels = size_t(cfg_.num_labels), rows = plan.samples.size();
+  ExecResult r;
+  r.id = plan.id;
+  r.tokens.assign(rows, 0);
+  r.logprobs.resize(rows);
+  r.scores.assign(scores, scores + rows * labels);
+  for (size_t i = 0; i < rows; ++i) {
+    const float* row = scores + i * labels;
+    r.nonfinite.push_back(
+        std::all_of(row, row + labels, [](float x) { return std::isfinite(x); }) ? 0 : 1);
+  }
+  return r;
 }
 
 ExecResult ModelRunner::sample_rows(const ExecPlan& plan, float* logits) {

@@ -54,6 +54,9 @@ class ModelRunner {
  private:
   // Samples the rows of `logits` ([plan.samples.size(), vocab]) into a result.
   ExecResult sample_rows(const ExecPlan& plan, float* logits);
+  // A reward model: copies each row's scores ([plan.samples.size(), num_labels]) into a
+  // result; nothing is sampled (the logits hook does not see score rows).
+  ExecResult score_rows(const ExecPlan& plan, const float* scores);
 
   ModelConfig cfg_;
   std::shared_ptr<const LlamaWeights> weights_;

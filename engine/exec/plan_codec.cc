@@ -162,7 +162,7 @@ ExecPlan decode_plan(const std::vector<uint8_t>& bytes) {
 std::vector<uint8_t> encode_result(const ExecResult& res) {
   Writer w(RankMessage::kResult);
   w.put(res.id);
-  w.put_vec(res.tokens), w.put_vec(res.nonfinite);
+  w.put_vec(res.tokens), w.put_vec(res.nonfinite), w.put_vec(res.scores);
   w.put(uint64_t(res.logprobs.size()));
   for (const auto& lp : res.logprobs) {
     w.put(uint8_t(lp.has_value()));
@@ -179,6 +179,7 @@ ExecResult decode_result(const std::vector<uint8_t>& bytes) {
   ExecResult res;
   res.id = r.get<uint64_t>();
   res.tokens = r.get_vec<int32_t>(), res.nonfinite = r.get_vec<uint8_t>();
+  res.scores = r.get_vec<float>();
   const uint64_t n = r.get<uint64_t>();
   if (n != res.tokens.size() || res.nonfinite.size() != n)
     throw Error("malformed rank message: result row counts");

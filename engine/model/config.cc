@@ -143,6 +143,40 @@ DType parse_torch_dtype(const Fields& f) {
        "unsupported value '" + t + "' (expected bfloat16, float16 or float32)");
 }
 
+// A sequence-classification head: transformers writes id2label (num_labels is derived from
+// it and not saved); a config may also say num_labels. Neither: transformers' default of 2.
+void parse_labels(const Fields& f, ModelConfig& c) {
+  std::vector<std::string> names;
+  if (f.has("id2label")) {
+    const json& m = f.at("id2label");
+    if (!m.is_object() || m.empty())
+      fail(f.file(), "id2label", "expected a non-empty object, got " + m.dump());
+    names.resize(m.size());
+    for (const auto& [k, v] : m.items()) {
+      size_t used = 0;
+      long long i = -1;
+      try {
+        i = std::stoll(k, &used);
+      } catch (const std::exception&) {
+      }
+      if (used != k.size() || i < 0 || i >= (long long)m.size() || !v.is_string())
+        fail(f.file(), "id2label",
+             "expected labels \"0\".." + std::to_string(m.size() - 1) + " with string names");
+      names[size_t(i)] = v.get<std::string>();
+    }
+  }
+  c.num_labels = f.has("num_labels") ? f.positive("num_labels")
+                 : names.empty()     ? 2
+                                     : int64_t(names.size());
+  if (!names.empty() && int64_t(names.size()) != c.num_labels)
+    fail(f.file(), "num_labels",
+         std::to_string(c.num_labels) + " does not match id2label's " +
+             std::to_string(names.size()) + " labels");
+  for (int64_t i = int64_t(names.size()); i < c.num_labels; ++i)
+    names.push_back(std::string("LABEL_").append(std::to_string(i)));
+  c.id2label = std::move(names);
+}
+
 void parse_config_json(const std::string& path, ModelConfig& c) {
   json j = read_json_file(path);
   Fields f(j, path);
@@ -150,9 +184,16 @@ void parse_config_json(const std::string& path, ModelConfig& c) {
   if (!f.has("architectures")) fail(path, "architectures", "missing");
   const json& arch = f.at("architectures");
   if (!arch.is_array()) fail(path, "architectures", "expected a list, got " + arch.dump());
-  bool llama = false;
-  for (const json& a : arch) llama |= a.is_string() && a.get<std::string>() == "LlamaForCausalLM";
-  if (!llama) fail(path, "architectures", "must include \"LlamaForCausalLM\", got " + arch.dump());
+  bool llama = false, classifier = false;
+  for (const json& a : arch) {
+    llama |= a.is_string() && a.get<std::string>() == "LlamaForCausalLM";
+    classifier |= a.is_string() && a.get<std::string>() == "LlamaForSequenceClassification";
+  }
+  if (!llama && !classifier)
+    fail(path, "architectures",
+         "must include \"LlamaForCausalLM\" or \"LlamaForSequenceClassification\", got " +
+             arch.dump());
+  if (!llama) parse_labels(f, c);
 
   c.vocab_size = f.positive("vocab_size");
   c.hidden_size = f.positive("hidden_size");

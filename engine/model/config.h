@@ -39,6 +39,14 @@ struct ModelConfig {
   // generation_config.json defaults (used when a request does not say)
   double default_temperature = 1.0;
   double default_top_p = 1.0;
+  // LlamaForSequenceClassification (a reward model): num_labels > 0, a `score.weight`
+  // [num_labels, hidden] head instead of lm_head, and the model scores prompts instead of
+  // generating (the head applied to the final-normed hidden state of the last token).
+  int64_t num_labels = 0;
+  std::vector<std::string> id2label;  // [num_labels] (LABEL_i when config.json has none)
+  bool is_reward_model() const { return num_labels > 0; }
+  // Rows of the output head: vocab_size for a causal LM, num_labels for a reward model.
+  int64_t head_rows() const { return is_reward_model() ? num_labels : vocab_size; }
 };
 
 // Reads DIR/config.json and, if present, DIR/generation_config.json.

@@ -94,7 +94,7 @@ LlamaModel::LlamaModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeight
   head_is_embed_ = w.lm_head.data != nullptr && w.lm_head.data == w.embed_tokens.data &&
                    w.lm_head.rows == w.embed_tokens.rows;
   lm_head_ = head_is_embed_ ? embed_ : adopt(backend, w.lm_head);
-  vocab_shard_ = vocab_shard_rows(cfg, layout_.tp_size);
+  vocab_shard_ = cfg.is_reward_model() ? cfg.num_labels : vocab_shard_rows(cfg, layout_.tp_size);
   for (const auto& lw : w.layers) {
     Layer l;
     l.attn_norm = backend.adopt_weight(lw.input_layernorm);
@@ -282,7 +282,8 @@ void LlamaModel::forward(const StepInput& in, KvCache& kv, float* logits) {
   Tensor lg32{logits_f32_.data, DType::kF32, R, vr};
   backend_.linear(last_normed, lm_head_, lg);
   backend_.to_f32(lg, lg32);
-  if (layout_.tp_size == 1) {
+  // A reward model's score head is replicated: every TP rank already has the full rows.
+  if (layout_.tp_size == 1 || cfg_.is_reward_model()) {
     backend_.download(logits, lg32.data, lg32.bytes());
     return;
   }

@@ -90,7 +90,10 @@ class LlamaModel {
   LlamaModel& operator=(const LlamaModel&) = delete;
 
   // Runs the step on this rank's layers. Last stage: writes fp32 logits
-  // [logits_rows.size(), vocab] into `logits` (host; every TP rank gets the full rows).
+  // [logits_rows.size(), vocab] into `logits` (host; every TP rank gets the full rows) — for a
+  // reward model (cfg.is_reward_model()) the scores [logits_rows.size(), num_labels] instead:
+  // the score head on the final-normed hidden state of each row, as transformers'
+  // LlamaForSequenceClassification does for the last token.
   // Other stages: `logits` is unused (may be null). Every rank of a stage's TP group must
   // call it with the same input (it all-reduces). Every stage gets the whole StepInput;
   // token_ids are read only by the first stage (later ones take its length as num_tokens).

@@ -24,6 +24,7 @@ struct Shape {
   double rope_factor;  // llama3 rope scaling factor
   int64_t original_max_pos;
   bool tied;
+  int64_t labels;  // > 0: a reward model (LlamaForSequenceClassification) with this many labels
 };
 
 // tiny: Llama-3.1-like in every respect that matters to the code paths (GQA, llama3 RoPE
@@ -33,16 +34,21 @@ struct Shape {
 // Llama 3 vocabulary size, so that `--tokenizer` can give it Meta's tokenizer (chat, tools).
 // tiny-tp is tiny with 4 KV heads (no GQA sharing) and an intermediate size divisible by 4, so
 // that it splits over 1, 2 or 4 tensor-parallel ranks and 1, 2 or 4 pipeline stages.
+// *-rm are reward models (LlamaForSequenceClassification, one label: a `score.weight`
+// [1, hidden] head and no lm_head) of the same shapes, for `herd rs` tests and benchmarks.
 constexpr Shape kShapes[] = {
-    {"tiny", 512, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, false},
-    {"tiny-tied", 512, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, true},
-    {"tiny-128k", 128256, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, false},
-    {"tiny-tp", 512, 64, 176, 4, 4, 4, 16, 4096, 8.0, 512, false},
-    {"llama3.2-1b", 128256, 2048, 8192, 16, 32, 8, 64, 131072, 32.0, 8192, true},
-    {"llama3.2-3b", 128256, 3072, 8192, 28, 24, 8, 128, 131072, 32.0, 8192, true},
-    {"llama3-8b", 128256, 4096, 14336, 32, 32, 8, 128, 131072, 8.0, 8192, false},
-    {"llama3-70b", 128256, 8192, 28672, 80, 64, 8, 128, 131072, 8.0, 8192, false},
-    {"llama3-405b", 128256, 16384, 53248, 126, 128, 8, 128, 131072, 8.0, 8192, false},
+    {"tiny", 512, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, false, 0},
+    {"tiny-tied", 512, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, true, 0},
+    {"tiny-128k", 128256, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, false, 0},
+    {"tiny-tp", 512, 64, 176, 4, 4, 4, 16, 4096, 8.0, 512, false, 0},
+    {"llama3.2-1b", 128256, 2048, 8192, 16, 32, 8, 64, 131072, 32.0, 8192, true, 0},
+    {"llama3.2-3b", 128256, 3072, 8192, 28, 24, 8, 128, 131072, 32.0, 8192, true, 0},
+    {"llama3-8b", 128256, 4096, 14336, 32, 32, 8, 128, 131072, 8.0, 8192, false, 0},
+    {"llama3-70b", 128256, 8192, 28672, 80, 64, 8, 128, 131072, 8.0, 8192, false, 0},
+    {"llama3-405b", 128256, 16384, 53248, 126, 128, 8, 128, 131072, 8.0, 8192, false, 0},
+    {"tiny-rm", 512, 64, 172, 4, 4, 2, 16, 4096, 8.0, 512, false, 1},
+    {"llama3-8b-rm", 128256, 4096, 14336, 32, 32, 8, 128, 131072, 8.0, 8192, false, 1},
+    {"llama3-70b-rm", 128256, 8192, 28672, 80, 64, 8, 128, 131072, 8.0, 8192, false, 1},
 };
 
 const Shape& find_shape(const std::string& name) {
@@ -190,7 +196,7 @@ float make_model_normal(uint64_t seed, uint64_t stream, uint64_t index) {
 ojson make_model_config_json(const std::string& shape, DType dtype) {
   const Shape& s = find_shape(shape);
   ojson c;
-  c["architectures"] = {"LlamaForCausalLM"};
+  c["architectures"] = {s.labels > 0 ? "LlamaForSequenceClassification" : "LlamaForCausalLM"};
   c["attention_bias"] = false;
   c["attention_dropout"] = 0.0;
   c["bos_token_id"] = special_base(s);
@@ -218,6 +224,17 @@ ojson make_model_config_json(const std::string& shape, DType dtype) {
   c["torch_dtype"] = torch_dtype_name(dtype);
   c["use_cache"] = true;
   c["vocab_size"] = s.vocab;
+  if (s.labels > 0) {
+    ojson id2label, label2id;
+    for (int64_t i = 0; i < s.labels; ++i) {
+      const std::string name = std::string("LABEL_").append(std::to_string(i));
+      id2label[std::to_string(i)] = name;
+      label2id[name] = i;
+    }
+    c["id2label"] = id2label;
+    c["label2id"] = label2id;
+    c["pad_token_id"] = special_base(s) + 4;  // transformers needs one to pool a batch
+  }
   return c;
 }
 
@@ -278,7 +295,11 @@ void make_model(const MakeModelOptions& o) {
   }
   add("model.norm.weight", {h}, 1.0f, 0.05f);
   // std 2/sqrt(h): logits of a few units, so greedy choices are not near-ties.
-  if (!s.tied) add("lm_head.weight", {s.vocab, h}, 0.0f, 2.0f * in_h);
+  // A reward model: the score head instead (scores of a few units, as the logits above).
+  if (s.labels > 0)
+    add("score.weight", {s.labels, h}, 0.0f, 2.0f * in_h);
+  else if (!s.tied)
+    add("lm_head.weight", {s.vocab, h}, 0.0f, 2.0f * in_h);
 
   SafetensorsWriteOptions wo;
   wo.max_shard_bytes = o.max_shard_bytes;

@@ -16,7 +16,7 @@
 namespace herd {
 
 // Names accepted by --shape: tiny, tiny-tied, tiny-128k, tiny-tp, llama3.2-1b, llama3.2-3b, llama3-8b,
-// llama3-70b, llama3-405b.
+// llama3-70b, llama3-405b, and the reward models tiny-rm, llama3-8b-rm, llama3-70b-rm.
 std::vector<std::string> make_model_shape_names();
 
 struct MakeModelOptions {

@@ -178,9 +178,14 @@ LlamaWeights shard_llama_weights(const LlamaWeights& full, const ModelConfig& c,
   }
   if (l.last_stage()) {
     w.norm = full.norm;
-    const int64_t shard = vocab_shard_rows(c, l.tp_size);
-    const int64_t begin = std::min(r * shard, c.vocab_size);
-    w.lm_head = full.lm_head.slice_rows(begin, std::min(shard, c.vocab_size - begin));
+    if (c.is_reward_model()) {
+      // A score head of a few rows: replicated on every TP rank (no gather needed).
+      w.lm_head = full.lm_head;
+    } else {
+      const int64_t shard = vocab_shard_rows(c, l.tp_size);
+      const int64_t begin = std::min(r * shard, c.vocab_size);
+      w.lm_head = full.lm_head.slice_rows(begin, std::min(shard, c.vocab_size - begin));
+    }
   }
   return w;
 }
@@ -243,7 +248,10 @@ LlamaWeights load_whole(const std::string& dir, const ModelConfig& c) {
     w.layers.push_back(lw);
   }
   w.norm = take.take("model.norm.weight", {h});
-  if (c.tie_word_embeddings) {
+  if (c.is_reward_model()) {
+    // LlamaForSequenceClassification: the score head replaces lm_head (never tied).
+    w.lm_head = take.take("score.weight", {c.num_labels, h});
+  } else if (c.tie_word_embeddings) {
     // Some tied exports still carry a copy; it must match, and the embedding is used anyway
     // (as transformers does when it ties the weights).
     if (take.has("lm_head.weight")) take.take("lm_head.weight", {c.vocab_size, h});

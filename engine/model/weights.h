@@ -48,6 +48,8 @@ struct LlamaWeights {
   Tensor norm;  // [1, hidden]; last stage only
   // [vocab, hidden], or on a TP rank its vocab_shard_rows() rows (the last shard may be
   // shorter); last stage only. The same rows as embed_tokens when tie_word_embeddings.
+  // A reward model (config.is_reward_model()): its `score.weight` [num_labels, hidden],
+  // replicated on every TP rank.
   Tensor lm_head;
   // Keeps the mappings behind every view alive.
   std::shared_ptr<const void> storage;

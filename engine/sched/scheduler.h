@@ -144,7 +144,8 @@ class Scheduler {
   // Non-empty plans must land in the order they were made: throws std::logic_error for any
   // other plan than the oldest in flight (std::invalid_argument for a wrong number of sampled
   // tokens; the plan then stays in flight). Landing an empty plan is a no-op. Returns the
-  // sequences it finished with kLength (max_tokens reached or max_model_len reached).
+  // sequences it finished with kLength (max_tokens reached or max_model_len reached), and the
+  // score requests (NewRequest::prefill_only) it finished with kStop, their prompt computed.
   std::vector<Sequence*> on_step_done(const StepPlan& plan, std::span<const int32_t> sampled);
 
   // Non-empty plans made and not landed yet.

@@ -46,21 +46,30 @@ std::shared_ptr<SequenceGroup> Scheduler::add_request(NewRequest req) {
     throw InvalidArgument("request_id", "request id '" + req.request_id + "' is already in use");
   if (!req.prompt || req.prompt->empty()) throw InvalidArgument("prompt", "the prompt is empty");
   const int plen = int(req.prompt->size());
-  if (plen >= config_.max_model_len)
+  if (req.prefill_only) {
+    if (plen > config_.max_model_len)
+      throw InvalidArgument("prompt", "prompt of " + std::to_string(plen) +
+                                          " tokens exceeds max_model_len " +
+                                          std::to_string(config_.max_model_len));
+    if (req.n != 1) throw InvalidArgument("n", "a score request has n = 1");
+  } else if (plen >= config_.max_model_len)
     throw InvalidArgument("prompt", "prompt of " + std::to_string(plen) +
                                         " tokens leaves no room to generate within max_model_len " +
                                         std::to_string(config_.max_model_len));
   if (req.n < 1 || req.n > config_.max_num_seqs)
     throw InvalidArgument(
         "n", "n must be in [1, max_num_seqs=" + std::to_string(config_.max_num_seqs) + "]");
-  if (req.max_tokens < 1) throw InvalidArgument("max_tokens", "max_tokens must be >= 1");
+  if (req.max_tokens < 1 && !req.prefill_only)
+    throw InvalidArgument("max_tokens", "max_tokens must be >= 1");
 
   auto g = std::make_shared<SequenceGroup>();
   g->request_id_ = req.request_id;
   g->prompt_ = std::move(req.prompt);
   g->priority_ = req.priority;
   g->arrival_ = next_arrival_++;
-  g->max_tokens_ = std::min(req.max_tokens, config_.max_model_len - plen);
+  g->prefill_only_ = req.prefill_only;
+  // A score request never has output tokens: its reservation is the prompt alone.
+  g->max_tokens_ = req.prefill_only ? 0 : std::min(req.max_tokens, config_.max_model_len - plen);
   g->cache_salt_ = std::move(req.cache_salt);
   g->extra_keys_ = std::move(req.extra_keys);
   g->num_shared_blocks_ = req.n > 1 ? (plen - 1) / kv_.block_size() : 0;
@@ -145,6 +154,14 @@ std::vector<Sequence*> Scheduler::on_step_done(const StepPlan& plan,
     if (e.start != s->num_computed_) throw std::logic_error("on_step_done: stale plan entry");
     s->num_computed_ += e.num_tokens;
     kv_.commit_computed(s->table_, s->key_inputs(), s->num_computed_);
+    if (s->group().prefill_only()) {
+      // A score request ends with its prompt: nothing appended, no block for an output token.
+      if (e.sample) {
+        finish(s, FinishReason::kStop);
+        finished.push_back(s);
+      }
+      continue;
+    }
     if (e.sample) s->output_.push_back(token);
     maybe_share_prompt(s->group());
     if (int(s->output_.size()) >= s->group().max_tokens() ||

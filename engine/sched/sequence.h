@@ -87,6 +87,10 @@ struct NewRequest {
   std::string cache_salt;
   std::vector<ExtraKey> extra_keys;
   void* handle = nullptr;
+  // A score request (reward model): it finishes (kStop) when its prompt is computed, nothing
+  // is appended, and no KV is ever allocated or reserved for output tokens. max_tokens is
+  // ignored (0); the prompt may fill max_model_len. n must be 1.
+  bool prefill_only = false;
 };
 
 class SequenceGroup {
@@ -103,6 +107,7 @@ class SequenceGroup {
   bool finished() const;  // every sample finished
   // Prompt blocks all samples share: (prompt length - 1) / block_size when n > 1, else 0.
   int num_shared_blocks() const { return num_shared_blocks_; }
+  bool prefill_only() const { return prefill_only_; }
 
   void* handle = nullptr;  // the engine's per-request state (sink, ...); unused here
 
@@ -122,6 +127,7 @@ class SequenceGroup {
   BlockTable shared_;
   bool shared_made_ = false;
   bool reserved_ = false;  // reserve policy: blocks for all samples were set aside
+  bool prefill_only_ = false;  // a score request (NewRequest::prefill_only)
 };
 
 }  // namespace herd

@@ -95,6 +95,19 @@ TEST(PlanCodec, ResultRoundTrips) {
   EXPECT_EQ(message_kind(encode_stop()), RankMessage::kStop);
 }
 
+// A reward model's rows travel as scores ([rows, num_labels]) next to placeholder tokens.
+TEST(PlanCodec, RewardScoresRoundTrip) {
+  ExecResult r;
+  r.id = 3;
+  r.tokens = {0, 0};
+  r.nonfinite = {0, 0};
+  r.logprobs = {std::nullopt, std::nullopt};
+  r.scores = {1.5f, -2.25f, 0.125f, 7.0f};
+  const ExecResult q = decode_result(encode_result(r));
+  EXPECT_EQ(q.scores, r.scores);
+  EXPECT_EQ(q.tokens, r.tokens);
+}
+
 TEST(PlanCodec, EveryTruncationOrCorruptionIsAnError) {
   const std::vector<uint8_t> bytes = encode_plan(sample_plan());
   for (size_t n = 0; n < bytes.size(); ++n) {

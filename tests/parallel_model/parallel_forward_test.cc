@@ -106,7 +106,7 @@ std::vector<std::vector<float>> run_single(const ModelConfig& c,
   KvCache kv(*be, c, 32, kBlock);
   std::vector<std::vector<float>> out;
   for (const StepInput& in : schedule()) {
-    out.emplace_back(in.logits_rows.size() * size_t(c.vocab_size));
+    out.emplace_back(in.logits_rows.size() * size_t(c.head_rows()));
     model.forward(in, kv, out.back().data());
   }
   return out;
@@ -144,7 +144,7 @@ std::vector<std::vector<std::vector<float>>> run_parallel(const ModelConfig& c,
           Tensor h = model.hidden_states(T);
           if (!l.first_stage()) wc.recv(h.data, h.bytes(), rank - tp, /*tag=*/1);
           std::vector<float> out;
-          if (l.last_stage()) out.resize(in.logits_rows.size() * size_t(c.vocab_size));
+          if (l.last_stage()) out.resize(in.logits_rows.size() * size_t(c.head_rows()));
           model.forward(in, kv, out.empty() ? nullptr : out.data());
           if (!l.last_stage()) wc.send(h.data, h.bytes(), rank + tp, /*tag=*/1);
           if (l.last_stage()) logits[size_t(l.tp_rank)].push_back(std::move(out));
@@ -211,9 +211,10 @@ TEST_P(ParallelForwardTest, LastStageLogitsMatchSingleProcess) {
 }
 
 // The loader's per-rank parts (no whole model in any rank) on make-model's BF16 checkpoints,
-// untied and tied (the last stage's head is then the embedding's vocabulary rows).
+// untied and tied (the last stage's head is then the embedding's vocabulary rows), and the
+// reward model tiny-rm (its score head replicated on every TP rank: the scores match).
 TEST(ParallelModel, ShardedCheckpointMatchesSingleProcess) {
-  for (const char* shape : {"tiny", "tiny-tied"}) {
+  for (const char* shape : {"tiny", "tiny-tied", "tiny-rm"}) {
     testing::ScratchDir dir;
     MakeModelOptions o;
     o.shape = shape;
@@ -238,7 +239,7 @@ TEST(ParallelModel, ShardedCheckpointMatchesSingleProcess) {
             return part;
           },
           tp, pp);
-      EXPECT_LE(compare(want, got, size_t(c.vocab_size)), 1e-4);
+      EXPECT_LE(compare(want, got, size_t(c.head_rows())), 1e-4);
     }
   }
 }

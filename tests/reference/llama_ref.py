@@ -10,6 +10,7 @@ logits are compared against.
 
     llama_ref.py MODEL_DIR --ids 1,2,3            -> {"logits": [[...vocab...], ...]}
     llama_ref.py MODEL_DIR --ids 1 --greedy 20    -> adds "generated": [20 greedy ids]
+    llama_ref.py RM_DIR --ids 1,2,3 --score       -> {"scores": [...num_labels...]}
 
 fbgemm_fp8 checkpoints (config.json quantization_config, F8_E4M3 `weight` + F32
 `weight_scale` [out, 1]): a feed-forward projection with a weight_scale is the dequantized
@@ -18,6 +19,11 @@ per token as fbgemm does at run time: scale = min(max|x_row|, activation_scale_u
 x / scale rounded to the nearest E4M3 value (ties to even, saturating at +-448), times scale.
 The activation rounding is done on float32 values (the engine's activation dtype) so that
 both sides round the same numbers.
+
+A reward model (architectures LlamaForSequenceClassification) has `score.weight`
+[num_labels, hidden] instead of lm_head; its score is that head applied to the final-normed
+hidden state of the last token (transformers pools the last non-padding token; the prompt
+here has no padding).
 """
 import argparse
 import json
@@ -215,8 +221,16 @@ class LlamaRef:
             up = self.linear(h, p + "mlp.up_proj")
             x = x + self.linear(gate / (1.0 + np.exp(-gate)) * up, p + "mlp.down_proj")
         x = rms_norm(x, w["model.norm.weight"], self.eps)
+        if "score.weight" in w:  # LlamaForSequenceClassification
+            return x @ w["score.weight"].T
         head = w["model.embed_tokens.weight"] if self.tied else w["lm_head.weight"]
         return x @ head.T
+
+    def scores(self, ids):
+        """The sequence-classification scores: the head on the last token, [num_labels]."""
+        if "score.weight" not in self.w:
+            raise ValueError("not a reward model: no score.weight")
+        return self.logits(ids)[-1]
 
 
 def main(argv):
@@ -225,11 +239,17 @@ def main(argv):
     ap.add_argument("--ids", required=True, help="comma-separated prompt token ids")
     ap.add_argument("--greedy", type=int, default=0,
                     help="also generate this many tokens greedily (full recompute per token)")
+    ap.add_argument("--score", action="store_true",
+                    help="reward model: print only the last token's scores")
     args = ap.parse_args(argv)
     ids = [int(t) for t in args.ids.split(",") if t.strip()]
     if not ids:
         ap.error("--ids is empty")
     model = LlamaRef(args.model_dir)
+    if args.score:
+        json.dump({"scores": model.scores(ids).tolist()}, sys.stdout)
+        sys.stdout.write("\n")
+        return
     result = {"logits": model.logits(ids).tolist()}
     if args.greedy > 0:
         seq = list(ids)

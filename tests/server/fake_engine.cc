@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "engine/common/error.h"
 #include "engine/sample/validate.h"
 
 namespace herd::testing {
@@ -55,6 +56,14 @@ std::optional<int32_t> FakeTokenizer::token_id(std::string_view t) const {
   return std::nullopt;
 }
 
+std::vector<float> fake_scores(const std::vector<int32_t>& prompt, int num_labels) {
+  int64_t sum = 0;
+  for (int32_t t : prompt) sum += t;
+  std::vector<float> s;
+  for (int l = 0; l < num_labels; ++l) s.push_back(static_cast<float>(sum) / 100.0f + float(l));
+  return s;
+}
+
 FakeEngine::FakeEngine(FakeEngineOptions opts) : opts_(std::move(opts)) {
   if (!opts_.reply)
     opts_.reply = [](const Request&, int i) {
@@ -62,14 +71,22 @@ FakeEngine::FakeEngine(FakeEngineOptions opts) : opts_(std::move(opts)) {
     };
   config_.vocab_size = tok_.vocab_size();
   config_.max_position_embeddings = opts_.max_model_len;
+  config_.num_labels = opts_.num_labels;
+  for (int i = 0; i < opts_.num_labels; ++i)
+    config_.id2label.push_back(std::string("LABEL_").append(std::to_string(i)));
   thread_ = std::thread([this] { loop(); });
 }
 
 FakeEngine::~FakeEngine() { shutdown(); }
 
 void FakeEngine::add_request(Request req, OutputSink sink) {
-  validate_sampling_params(req.params, tok_.vocab_size(), static_cast<int>(req.prompt_ids.size()),
-                           opts_.max_model_len);
+  if (config_.is_reward_model()) {
+    if (req.prompt_ids.empty()) throw InvalidArgument("prompt", "the prompt is empty");
+    if (req.params.n != 1) throw InvalidArgument("n", "a score request has n = 1");
+  } else {
+    validate_sampling_params(req.params, tok_.vocab_size(), static_cast<int>(req.prompt_ids.size()),
+                             opts_.max_model_len);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (!unhealthy_reason_.empty()) throw EngineUnavailable(unhealthy_reason_);
   if (static_cast<int>(live_.size()) >= opts_.max_waiting) throw QueueFull("fake queue full");
@@ -178,6 +195,17 @@ void FakeEngine::finish_sample(Live& l, int i, FinishReason r, const std::string
 // One token for every unfinished sample of the request.
 void FakeEngine::step(Live& l) {
   const SamplingParams& p = l.req.params;
+  if (config_.is_reward_model()) {  // one delta: the scores, or the abort
+    Output o;
+    o.request_id = l.req.id;
+    o.finish_reason = l.abort ? FinishReason::kAbort : FinishReason::kStop;
+    if (!l.abort) o.scores = fake_scores(l.req.prompt_ids, config_.num_labels);
+    o.request_finished = true;
+    o.usage.prompt_tokens = static_cast<int>(l.req.prompt_ids.size());
+    l.done.assign(1, true);
+    l.sink(o);
+    return;
+  }
   for (int i = 0; i < p.n; ++i) {
     if (l.done[i]) continue;
     if (l.abort) {

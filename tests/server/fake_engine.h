@@ -42,7 +42,13 @@ struct FakeEngineOptions {
   std::chrono::microseconds token_delay{200};  // between steps
   // The reply of sample `index`; default "Hello from sample <index>!".
   std::function<std::string(const Request&, int index)> reply;
+  // > 0: a reward model with this many labels: each request gets one delta with
+  // fake_scores(prompt) (no tokens), as the real engine's score requests.
+  int num_labels = 0;
 };
+
+// The fake reward model's scores: label l of a prompt is (sum of its ids) / 100 + l.
+std::vector<float> fake_scores(const std::vector<int32_t>& prompt, int num_labels);
 
 class FakeEngine : public Engine {
  public:
