@@ -16,6 +16,8 @@ struct ResponseFormat {
   enum class Type { kText, kJsonObject, kJsonSchema };
   Type type = Type::kText;
   std::string schema;  // kJsonSchema: the JSON Schema, as JSON text
+  // The request field the schema came from, named by errors (e.g. "tools" for tool calls).
+  std::string param = "response_format";
 };
 
 struct SamplingParams {

@@ -54,15 +54,15 @@ std::shared_ptr<TokenMasker> ConstraintCache::get(const ResponseFormat& format) 
   } else {
     // The text's nesting is bounded (json_text.h) before nlohmann's recursive parser sees it.
     if (!json_text_depth_within(format.schema, kMaxJsonDepth))
-      throw InvalidArgument("response_format", "the JSON schema nests too deeply");
+      throw InvalidArgument(format.param, "the JSON schema nests too deeply");
     nlohmann::ordered_json schema;
     try {
       schema = nlohmann::ordered_json::parse(format.schema);
     } catch (const std::exception& e) {
-      throw InvalidArgument("response_format",
+      throw InvalidArgument(format.param,
                             std::string("the JSON schema is not valid JSON: ").append(e.what()));
     }
-    g = compile_json_schema(schema, "response_format");
+    g = compile_json_schema(schema, format.param);
   }
   auto masker = std::make_shared<TokenMasker>(std::make_shared<const Grammar>(std::move(g)), trie_);
   std::lock_guard<std::mutex> lock(mu_);

@@ -40,7 +40,7 @@ class SequenceConstraint {
 // Thread-safe. Compiling throws herd::InvalidArgument("response_format") on a bad schema.
 class ConstraintCache {
  public:
-  explicit ConstraintCache(std::shared_ptr<const TokenTrie> trie, size_t capacity = 64);
+  explicit ConstraintCache(std::shared_ptr<const TokenTrie> trie, size_t capacity = 32);
   // Null for ResponseFormat::Type::kText.
   std::shared_ptr<TokenMasker> get(const ResponseFormat& format);
   size_t size() const;

@@ -6,6 +6,8 @@
 namespace herd::grammar {
 namespace {
 
+constexpr size_t kMaxExpandedStacks = 4 * kMaxStacks;
+
 // Pushes the element at `pos` unless it ends its alternative (a finished frame is dropped:
 // this is what makes tail references free).
 void push_next(const Grammar& g, Stack& s, uint32_t pos) {
@@ -17,6 +19,9 @@ void push_next(const Grammar& g, Stack& s, uint32_t pos) {
 void expand(const Grammar& g, Stack& s, StackSet& out, int depth) {
   // Left recursion is refused at compile time; this guards against a grammar built elsewhere.
   if (depth > 4096) throw std::logic_error("grammar expansion too deep (left recursion?)");
+  // Nested alternatives (anyOf of anyOf ...) can multiply into exponentially many stacks:
+  // past the cap the rest are dropped (each kept one is still a viable prefix).
+  if (out.size() >= kMaxExpandedStacks) return;
   if (s.empty() || g.elements[s.back()].kind == Element::kBytes) {
     out.push_back(s);
     return;

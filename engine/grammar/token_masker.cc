@@ -5,7 +5,7 @@
 namespace herd::grammar {
 namespace {
 
-constexpr size_t kStateCacheBytes = size_t(16) << 20;  // per grammar
+constexpr size_t kStateCacheBytes = size_t(8) << 20;  // per grammar: 512 masks of 128k tokens
 
 // A state as a flat key: each stack's length then its elements.
 std::vector<uint32_t> state_key(const StackSet& state) {

@@ -176,3 +176,26 @@ TEST(JsonSchemaCompiler, AnnotationsAreIgnored) {
 
 }  // namespace
 }  // namespace herd::grammar
+
+namespace herd::grammar {
+namespace {
+
+// 2^14 ways to expand the same integer: the matcher caps the stacks instead of enumerating them.
+TEST(JsonSchemaCompiler, NestedAlternativesDoNotExplode) {
+  nlohmann::ordered_json s;
+  s["$defs"]["d0"] = {{"type", "integer"}};
+  for (int i = 1; i <= 14; ++i) {
+    const std::string prev = std::string("#/$defs/d").append(std::to_string(i - 1));
+    s["$defs"][std::string("d").append(std::to_string(i))] = {
+        {"anyOf", nlohmann::ordered_json::array({{{"$ref", prev}}, {{"$ref", prev}}})}};
+  }
+  s["$ref"] = "#/$defs/d14";
+  const Grammar g = compile_json_schema(s, "response_format");
+  StackSet st = initial_state(g);
+  EXPECT_LE(st.size(), kMaxStacks);
+  EXPECT_TRUE(advance_bytes(g, st, "12"));
+  EXPECT_TRUE(is_complete(st));
+}
+
+}  // namespace
+}  // namespace herd::grammar
