@@ -5,6 +5,7 @@
 namespace herd::grammar {
 namespace {
 
+constexpr size_t kUncertainTrieMin = 64;  // fewer uncertain tokens are checked one by one
 constexpr size_t kStateCacheBytes = size_t(8) << 20;  // per grammar: 512 masks of 128k tokens
 
 // A state as a flat key: each stack's length then its elements.
@@ -74,6 +75,11 @@ TokenMasker::PositionMask TokenMasker::compute_position_mask(uint32_t position) 
     ++i;
   }
   std::sort(pm.uncertain.begin(), pm.uncertain.end());
+  if (pm.uncertain.size() >= kUncertainTrieMin) {
+    std::vector<std::string> bytes(static_cast<size_t>(t.vocab_size()));
+    for (int32_t id : pm.uncertain) bytes[size_t(id)] = t.bytes(id);
+    pm.uncertain_trie = std::make_unique<TokenTrie>(std::move(bytes), std::vector<bool>{});
+  }
   const int32_t vocab = t.vocab_size();
   if (accepted.size() * 64 > size_t(vocab)) {  // dense: a bitset ORs faster than a list
     pm.accepted_bits.assign(bitset_words(vocab), 0);
@@ -90,6 +96,26 @@ const TokenMasker::PositionMask& TokenMasker::position_mask(uint32_t position) {
   if (it != positions_.end()) return *it->second;
   auto pm = std::make_unique<PositionMask>(compute_position_mask(position));
   return *positions_.emplace(position, std::move(pm)).first->second;
+}
+
+void TokenMasker::walk(const TokenTrie& t, const StackSet& start, TokenBitset& mask) const {
+  const auto& nodes = t.nodes();
+  const auto& ids = t.token_ids();
+  std::vector<StackSet> sets(1, start);
+  const uint32_t end = nodes[0].subtree_end;
+  for (uint32_t i = 1; i < end;) {
+    const TokenTrie::Node& n = nodes[i];
+    const size_t d = n.depth;
+    if (sets.size() <= d) sets.resize(d + 1);
+    sets[d] = advance(*grammar_, sets[d - 1], n.byte);
+    if (sets[d].empty()) {
+      i = n.subtree_end;
+      continue;
+    }
+    auto [b, e] = t.tokens_at(i);
+    for (uint32_t k = b; k < e; ++k) bitset_set(mask, ids[k]);
+    ++i;
+  }
 }
 
 bool TokenMasker::token_fits(const Stack& stack, int32_t id) const {
@@ -119,6 +145,10 @@ void TokenMasker::fill_mask(const StackSet& state, int32_t vocab, TokenBitset& m
     }
     // With nothing below the top, completing the rule completes the root: no byte may follow.
     if (s.size() == 1) continue;
+    if (pm.uncertain_trie) {
+      walk(*pm.uncertain_trie, StackSet{s}, mask);
+      continue;
+    }
     for (int32_t id : pm.uncertain)
       if (!bitset_test(mask, id) && token_fits(s, id)) bitset_set(mask, id);
   }

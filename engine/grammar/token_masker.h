@@ -56,10 +56,16 @@ class TokenMasker {
     std::vector<int32_t> accepted_ids;  // when sparse
     TokenBitset accepted_bits;          // when dense (else empty)
     std::vector<int32_t> uncertain;     // context-dependent tokens
+    // When there are many (e.g. after an optional space, every token that starts with a
+    // space), the uncertain tokens as a trie of their own: checking them walks shared prefixes
+    // once instead of each token's bytes.
+    std::unique_ptr<TokenTrie> uncertain_trie;
   };
   const PositionMask& position_mask(uint32_t position);
   PositionMask compute_position_mask(uint32_t position) const;
   bool token_fits(const Stack& stack, int32_t id) const;
+  // Sets the bits of the tokens of `trie` whose bytes `start` accepts.
+  void walk(const TokenTrie& trie, const StackSet& start, TokenBitset& mask) const;
 
   std::shared_ptr<const Grammar> grammar_;
   std::shared_ptr<const TokenTrie> trie_;
