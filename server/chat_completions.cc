@@ -187,6 +187,7 @@ bool handle_chat_completions(HttpContext& ctx, const HttpRequest& req, HttpRespo
                              RequestLogEntry& log) {
   auto r = std::make_shared<ChatCompletionRequest>(parse_chat_request(parse_body(req)));
   check_model(ctx, r->model);
+  keep_schema_key_order(req.body, r->params, r->tools);
   ChatFormatOptions fo;
   fo.tools = r->tools;
   fo.add_generation_prompt = r->add_generation_prompt;

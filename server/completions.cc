@@ -150,6 +150,7 @@ std::vector<int32_t> encode_prompt(const HttpContext& ctx, const PromptInput& in
 bool handle_completions(HttpContext& ctx, const HttpRequest& req, HttpResponse& res,
                         RequestLogEntry& log) {
   auto r = std::make_shared<CompletionRequest>(parse_completion_request(parse_body(req)));
+  keep_schema_key_order(req.body, r->params, nlohmann::json::array());
   check_model(ctx, r->model);
   const std::string id = new_request_id("cmpl-");
   log.id = id;

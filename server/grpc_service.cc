@@ -51,6 +51,15 @@ SamplingParams to_params(const pb::SamplingParams& p) {
   if (p.has_max_tokens()) s.max_tokens = p.max_tokens();
   s.min_tokens = p.min_tokens();
   if (p.has_skip_special_tokens()) s.skip_special_tokens = p.skip_special_tokens();
+  if (p.has_json_schema() && p.json_object())
+    throw InvalidArgument("params.json_schema", "set at most one of json_schema and json_object");
+  if (p.has_json_schema()) {
+    s.response_format.type = ResponseFormat::Type::kJsonSchema;
+    s.response_format.schema = p.json_schema();
+    s.response_format.param = "params.json_schema";
+  } else if (p.json_object()) {
+    s.response_format.type = ResponseFormat::Type::kJsonObject;
+  }
   return s;
 }
 
@@ -129,8 +138,28 @@ class HerdService final : public pb::Herd::Service {
       }
       Request er;
       er.id = new_request_id("grpc-chat-");
-      er.prompt_ids = encode_llama31_chat(client_.engine().tokenizer(), msgs, fo);
       er.params = to_params(req->params());
+      const std::string& choice = req->tool_choice();
+      if (!choice.empty() && choice != "auto" && choice != "none" && choice != "required")
+        throw InvalidArgument("tool_choice", "'tool_choice' must be auto, none or required");
+      if (choice == "required" || !req->tool_choice_function().empty()) {
+        nlohmann::json forced = nlohmann::json::array();
+        for (const auto& t : fo.tools)
+          if (req->tool_choice_function().empty() ||
+              t["function"]["name"] == req->tool_choice_function())
+            forced.push_back(t);
+        if (forced.empty())
+          throw InvalidArgument("tool_choice", "the forced tool call names no tool in tools_json");
+        if (er.params.response_format.type != ResponseFormat::Type::kText)
+          throw InvalidArgument("params.json_schema",
+                                "a JSON format cannot be combined with a forced tool call");
+        if (!req->tool_choice_function().empty()) fo.tools = forced;
+        er.params.response_format = tool_call_format(forced, "tools_json");
+      }
+      if (choice == "none") fo.tools = nlohmann::json::array();
+      // The prompt is rendered after tool_choice: "none" offers no tools, a named function
+      // offers only that one (as the HTTP route does).
+      er.prompt_ids = encode_llama31_chat(client_.engine().tokenizer(), msgs, fo);
       if (req->has_cache_salt()) {
         validate_cache_salt(req->cache_salt(), "cache_salt");
         er.cache_salt = req->cache_salt();

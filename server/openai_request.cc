@@ -229,6 +229,92 @@ json validate_tools(const json& tools, const std::string& param) {
   return tools;
 }
 
+ResponseFormat parse_response_format(const json& b) {
+  ResponseFormat f;
+  const json* v = field(b, "response_format");
+  if (!v) return f;
+  if (!v->is_object() || !v->contains("type") || !(*v)["type"].is_string())
+    throw InvalidArgument("response_format", "'response_format' must be an object with a 'type'");
+  const std::string type = (*v)["type"].get<std::string>();
+  if (type == "text") return f;
+  if (type == "json_object") {
+    f.type = ResponseFormat::Type::kJsonObject;
+    return f;
+  }
+  if (type != "json_schema")
+    throw InvalidArgument("response_format",
+                          "'response_format.type' must be text, json_object or json_schema");
+  const json* js = field(*v, "json_schema");
+  if (!js || !js->is_object())
+    throw InvalidArgument("response_format", "'response_format.json_schema' must be an object");
+  const json* name = field(*js, "name");
+  if (name && !name->is_string())
+    throw InvalidArgument("response_format", "'response_format.json_schema.name' must be a string");
+  const json* strict = field(*js, "strict");
+  if (strict && !strict->is_boolean())
+    throw InvalidArgument("response_format",
+                          "'response_format.json_schema.strict' must be a boolean");
+  const json* schema = field(*js, "schema");
+  f.type = ResponseFormat::Type::kJsonSchema;
+  // No schema: any JSON value (OpenAI requires one; vLLM accepts its absence).
+  f.schema = schema ? schema->dump() : "{}";
+  return f;
+}
+
+ResponseFormat tool_call_format(const json& tools, const std::string& param) {
+  return tool_call_format(nlohmann::ordered_json::parse(tools.dump()), param);
+}
+
+ResponseFormat tool_call_format(const nlohmann::ordered_json& tools, const std::string& param) {
+  // ordered_json keeps "name" before "parameters", as Llama 3.1 writes its calls.
+  nlohmann::ordered_json alts = nlohmann::ordered_json::array();
+  for (const auto& t : tools) {
+    const auto& fn = t["function"];
+    nlohmann::ordered_json call;
+    call["type"] = "object";
+    call["properties"]["name"] = {{"const", fn["name"]}};
+    const bool has_params = fn.contains("parameters") && !fn["parameters"].is_null();
+    call["properties"]["parameters"] =
+        has_params ? fn["parameters"] : nlohmann::ordered_json{{"type", "object"}};
+    call["required"] = {"name", "parameters"};
+    call["additionalProperties"] = false;
+    alts.push_back(std::move(call));
+  }
+  ResponseFormat f;
+  f.type = ResponseFormat::Type::kJsonSchema;
+  f.schema = alts.size() == 1 ? alts[0].dump() : nlohmann::ordered_json{{"anyOf", alts}}.dump();
+  f.param = param;
+  return f;
+}
+
+void keep_schema_key_order(const std::string& body, SamplingParams& p, const json& forced_tools) {
+  ResponseFormat& f = p.response_format;
+  if (f.type != ResponseFormat::Type::kJsonSchema) return;
+  // The body was already parsed (and its depth bounded) once: this parse cannot fail or nest
+  // deeper, but stays defensive.
+  const auto b = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (b.is_discarded() || !b.is_object()) return;
+  if (f.param == "tools") {
+    if (!b.contains("tools") || !b["tools"].is_array()) return;
+    nlohmann::ordered_json kept = nlohmann::ordered_json::array();
+    for (const auto& t : b["tools"])
+      for (const json& ft : forced_tools)
+        if (t.is_object() && t.contains("function") && t["function"].is_object() &&
+            t["function"].contains("name") && t["function"]["name"] == ft["function"]["name"]) {
+          kept.push_back(t);
+          break;
+        }
+    if (kept.size() == forced_tools.size()) f = tool_call_format(kept, "tools");
+    return;
+  }
+  const auto rf = b.find("response_format");
+  if (rf == b.end() || !rf->is_object()) return;
+  const auto js = rf->find("json_schema");
+  if (js == rf->end() || !js->is_object()) return;
+  const auto schema = js->find("schema");
+  if (schema != js->end() && !schema->is_null()) f.schema = schema->dump();
+}
+
 void validate_cache_salt(const std::string& salt, const std::string& param) {
   if (salt.empty())
     throw InvalidArgument(param, "'" + param + "' must be a non-empty string when given");
@@ -323,6 +409,7 @@ ChatCompletionRequest parse_chat_request(const json& b) {
   if (!b.contains("messages")) throw InvalidArgument("messages", "'messages' is required");
   r.messages = parse_chat_messages(b["messages"]);
   parse_common_sampling(b, r.params);
+  r.params.response_format = parse_response_format(b);
   auto max_tokens = get_int(b, "max_completion_tokens", 1, kIntMax);
   if (!max_tokens) max_tokens = get_int(b, "max_tokens", 1, kIntMax);
   if (max_tokens) r.params.max_tokens = static_cast<int>(*max_tokens);
@@ -369,6 +456,15 @@ ChatCompletionRequest parse_chat_request(const json& b) {
     r.tools = tools;
     r.parse_tool_calls = true;
   }
+  // "required" or a named function: the reply is a tool call by construction (constrained
+  // decoding), not by the model's choice.
+  if (mode == "required" || mode == "named") {
+    if (r.params.response_format.type != ResponseFormat::Type::kText)
+      throw InvalidArgument("response_format",
+                            "'response_format' cannot be combined with a tool_choice that forces "
+                            "a tool call");
+    r.params.response_format = tool_call_format(tools, "tools");
+  }
   return r;
 }
 
@@ -411,6 +507,7 @@ CompletionRequest parse_completion_request(const json& b) {
                                         std::to_string(kMaxCompletionPrompts) + " prompts, got " +
                                         std::to_string(r.prompts.size()));
   parse_common_sampling(b, r.params);
+  r.params.response_format = parse_response_format(b);
   // OpenAI's legacy default for /v1/completions.
   r.params.max_tokens = static_cast<int>(get_int(b, "max_tokens", 1, kIntMax).value_or(16));
   r.stream = get_bool(b, "stream", false);

@@ -82,6 +82,20 @@ void validate_chat_messages(std::vector<ChatMessage>& messages, const std::strin
 // A `tools` list: at most kMaxTools, each {"type": "function", "function": {"name": ...}},
 // at most kMaxToolsPromptBytes as rendered into the prompt. Returns it.
 nlohmann::json validate_tools(const nlohmann::json& tools, const std::string& param);
+// `response_format` of a chat or completions body: absent, {"type": "text"},
+// {"type": "json_object"} or {"type": "json_schema", "json_schema": {"name", "schema",
+// "strict"}}. The schema itself is checked by the engine when the request is added (400
+// naming what is unsupported).
+ResponseFormat parse_response_format(const nlohmann::json& body);
+// The format that forces a Llama 3.1 JSON tool call {"name": ..., "parameters": ...} to one
+// of `tools` (each validated by validate_tools); errors in a tool's schema name `param`.
+ResponseFormat tool_call_format(const nlohmann::json& tools, const std::string& param);
+ResponseFormat tool_call_format(const nlohmann::ordered_json& tools, const std::string& param);
+// nlohmann::json sorts object keys, but the output follows the schema's property order: this
+// re-reads the JSON-schema format of `p` (response_format, or the forced tool call built from
+// `forced_tools`) from the raw request `body`, in the body's own key order.
+void keep_schema_key_order(const std::string& body, SamplingParams& p,
+                           const nlohmann::json& forced_tools);
 // A per-request prefix-cache salt: non-empty, at most kMaxCacheSaltBytes.
 void validate_cache_salt(const std::string& salt, const std::string& param);
 

@@ -131,13 +131,16 @@ void LlmEngine::add_locked(Request req, OutputSink sink, bool bypass_queue_limit
     validate_sampling_params(req.params, int(config_.vocab_size), int(req.prompt_ids.size()),
                              sched_config_.max_model_len);
 
+  const std::shared_ptr<grammar::TokenMasker> constraint = constraint_for(req.params);
   auto rs = std::make_unique<RequestState>();
   rs->seed = effective_seed(req.params);
   const int prompt_len = int(req.prompt_ids.size());
   const int max_tokens = req.params.max_tokens.value_or(sched_config_.max_model_len - prompt_len);
   for (int i = 0; i < req.params.n; ++i)
-    rs->samples.push_back(SampleState{std::make_unique<StopChecker>(
-        *tokenizer_, req.params, eos_ids_, prompt_len, sched_config_.max_model_len)});
+    rs->samples.push_back(SampleState{
+        std::make_unique<StopChecker>(*tokenizer_, req.params, eos_ids_, prompt_len,
+                                      sched_config_.max_model_len),
+        constraint ? std::make_unique<grammar::SequenceConstraint>(constraint) : nullptr});
 
   NewRequest nr;
   nr.request_id = req.id;
@@ -357,6 +360,23 @@ bool LlmEngine::run_step(std::vector<Delivery>& out) {
   return true;
 }
 
+std::shared_ptr<grammar::TokenMasker> LlmEngine::constraint_for(const SamplingParams& p) {
+  if (p.response_format.type == ResponseFormat::Type::kText) return nullptr;
+  // A complete value must be able to end: with nothing to end it, the mask would go empty.
+  if (p.ignore_eos && p.stop_token_ids.empty())
+    throw InvalidArgument("ignore_eos",
+                          "ignore_eos needs stop_token_ids when the output is constrained "
+                          "(response_format or a forced tool call)");
+  std::lock_guard<std::mutex> lock(constraints_mu_);
+  if (!constraints_) {
+    // The vocabulary trie is built once (about 0.1 s for 128k tokens), on first use.
+    constraints_ =
+        std::make_unique<grammar::ConstraintCache>(std::make_shared<const grammar::TokenTrie>(
+            grammar::TokenTrie::from_tokenizer(*tokenizer_)));
+  }
+  return constraints_->get(p.response_format);
+}
+
 ExecPlan LlmEngine::make_exec_plan_locked(const StepPlan& plan) {
   ExecPlan exec;
   exec.id = uint64_t(steps_submitted_);
@@ -368,6 +388,16 @@ ExecPlan LlmEngine::make_exec_plan_locked(const StepPlan& plan) {
     const Sequence& seq = *e.seq;
     exec.samples.push_back(make_sample_spec(rs->req.id, rs->req.params, rs->seed,
                                             uint32_t(seq.index()), seq.prompt(), seq.output()));
+    auto* ss = static_cast<SampleState*>(seq.handle);
+    if (ss && ss->constraint) {
+      // The end is offered exactly when the value is complete: eos (unless ignored) and the
+      // request's stop_token_ids.
+      std::vector<int32_t> end_ids = rs->req.params.stop_token_ids;
+      if (!rs->req.params.ignore_eos)
+        end_ids.insert(end_ids.end(), eos_ids_.begin(), eos_ids_.end());
+      ss->constraint->fill_mask(int32_t(config_.vocab_size), end_ids,
+                                exec.samples.back().allowed_tokens);
+    }
   }
   return exec;
 }
@@ -427,6 +457,8 @@ void LlmEngine::land_locked(const StepPlan& plan, ExecResult& r, std::vector<Del
     auto* ss = static_cast<SampleState*>(seq.handle);
     if (ss->stop->finished()) continue;
     StopChecker::Step st = ss->stop->push(token);
+    // End ids are not grammar input; any other sampled token was allowed by the mask.
+    if (ss->constraint && st.finish == FinishReason::kNone) ss->constraint->accept(token);
     ++generation_tokens_;
     ++rs->completion_tokens;
     if (st.finish != FinishReason::kNone && !seq.finished()) sched_->finish(&seq, st.finish);

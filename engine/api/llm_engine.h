@@ -47,6 +47,7 @@
 
 #include "engine/api/engine.h"
 #include "engine/exec/executor.h"
+#include "engine/grammar/constraint.h"
 #include "engine/model/config.h"
 #include "engine/sample/stop_checker.h"
 #include "engine/sched/scheduler.h"
@@ -107,6 +108,10 @@ class LlmEngine final : public Engine {
  private:
   struct SampleState {
     std::unique_ptr<StopChecker> stop;
+    // Constrained decoding: the sample's grammar state; advanced as its tokens land (the
+    // scheduler never plans a sample whose previous plan is in flight, so the state is
+    // current whenever a plan is built).
+    std::unique_ptr<grammar::SequenceConstraint> constraint;
   };
   struct RequestState {
     Request req;
@@ -129,6 +134,8 @@ class LlmEngine final : public Engine {
   };
 
   void add_locked(Request req, OutputSink sink, bool bypass_queue_limit);
+  // The compiled response format of `p` (null when unconstrained); throws InvalidArgument.
+  std::shared_ptr<grammar::TokenMasker> constraint_for(const SamplingParams& p);
   void loop();
   // Runs one step, appending the deltas to deliver; false when there was nothing to do.
   bool run_step(std::vector<Delivery>& out);
@@ -151,6 +158,8 @@ class LlmEngine final : public Engine {
   EngineOptions opts_;
   SchedulerConfig sched_config_;
   std::vector<int32_t> eos_ids_;
+  std::mutex constraints_mu_;  // guards the lazy creation of constraints_
+  std::unique_ptr<grammar::ConstraintCache> constraints_;  // built on the first constrained request
 
   std::unique_ptr<Executor> executor_;  // after backend_: destroyed before it
   int max_in_flight_ = 1;

@@ -10,6 +10,16 @@
 
 namespace herd {
 
+// Constrained decoding (engine/grammar): the output must be JSON of this kind. Tool calls are
+// forced the same way, with a schema the server builds from the tool definitions.
+struct ResponseFormat {
+  enum class Type { kText, kJsonObject, kJsonSchema };
+  Type type = Type::kText;
+  std::string schema;  // kJsonSchema: the JSON Schema, as JSON text
+  // The request field the schema came from, named by errors (e.g. "tools" for tool calls).
+  std::string param = "response_format";
+};
+
 struct SamplingParams {
   int n = 1;                        // samples of this prompt; they share its KV pages
   double temperature = 1.0;         // 0 = greedy
@@ -29,6 +39,7 @@ struct SamplingParams {
   std::optional<int> max_tokens;  // unset: up to max_model_len
   int min_tokens = 0;
   bool skip_special_tokens = true;
+  ResponseFormat response_format;  // kText: unconstrained
 };
 
 struct Request {

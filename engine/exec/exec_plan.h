@@ -23,6 +23,9 @@ struct SampleSpec {
   uint32_t num_generated = 0;       // tokens the sample has so far (RNG position, min_tokens)
   std::vector<int32_t> prompt_ids;  // only when repetition_penalty != 1 (else empty)
   std::vector<int32_t> output_ids;  // only when a penalty is on (else empty)
+  // Constrained decoding (engine/grammar): bit id set = token id may be sampled; empty = all.
+  // The engine core computes it from the sample's grammar state when it plans the step.
+  std::vector<uint64_t> allowed_tokens;
 };
 
 struct ExecPlan {

@@ -132,6 +132,7 @@ ExecResult ModelRunner::sample_rows(const ExecPlan& plan, float* logits) {
     in.prompt_ids = s.prompt_ids;
     in.output_ids = s.output_ids;
     in.eos_ids = eos_ids_;
+    in.allowed_tokens = s.allowed_tokens;
     SampleResult sr = sampler_.sample(row, in);
     r.tokens.push_back(sr.token);
     r.logprobs.push_back(std::move(sr.logprob));

@@ -130,6 +130,7 @@ std::vector<uint8_t> encode_plan(const ExecPlan& plan) {
     put_params(w, s.params);
     w.put(s.seed), w.put(s.sample_index), w.put(s.num_generated);
     w.put_vec(s.prompt_ids), w.put_vec(s.output_ids);
+    w.put_vec(s.allowed_tokens);
   }
   return w.take();
 }
@@ -153,6 +154,7 @@ ExecPlan decode_plan(const std::vector<uint8_t>& bytes) {
     s.seed = r.get<uint64_t>(), s.sample_index = r.get<uint32_t>();
     s.num_generated = r.get<uint32_t>();
     s.prompt_ids = r.get_vec<int32_t>(), s.output_ids = r.get_vec<int32_t>();
+    s.allowed_tokens = r.get_vec<uint64_t>();
     plan.samples.push_back(std::move(s));
   }
   r.done();

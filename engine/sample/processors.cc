@@ -34,6 +34,16 @@ void mask_tokens(std::span<float> logits, std::span<const int32_t> ids) {
   }
 }
 
+void apply_allowed_tokens(std::span<float> logits, std::span<const uint64_t> allowed) {
+  for (size_t w = 0; w * 64 < logits.size(); ++w) {
+    const uint64_t bits = w < allowed.size() ? allowed[w] : 0;
+    if (bits == ~uint64_t(0)) continue;
+    const size_t end = std::min(logits.size(), w * 64 + 64);
+    for (size_t i = w * 64; i < end; ++i)
+      if (!((bits >> (i - w * 64)) & 1)) logits[i] = kNegInf;
+  }
+}
+
 void apply_logit_bias(std::span<float> logits, const std::vector<std::pair<int32_t, float>>& bias) {
   for (const auto& [id, b] : bias) {
     if (in_row(logits, id)) logits[size_t(id)] += b;

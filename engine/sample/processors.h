@@ -45,6 +45,10 @@ struct SamplerWorkspace {
 // l[id] = -inf for every id listed (ids outside the row are ignored).
 void mask_tokens(std::span<float> logits, std::span<const int32_t> ids);
 
+// l[id] = -inf for every id whose bit in `allowed` (bit id % 64 of word id / 64) is clear;
+// ids beyond the bitset are masked too.
+void apply_allowed_tokens(std::span<float> logits, std::span<const uint64_t> allowed);
+
 // l[id] = l[id] + bias (fp32 add). Duplicate ids add up.
 void apply_logit_bias(std::span<float> logits, const std::vector<std::pair<int32_t, float>>& bias);
 

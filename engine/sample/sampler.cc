@@ -85,6 +85,7 @@ SampleResult Sampler::sample(std::span<float> logits, const SampleInput& in) {
   const bool want_logprobs = p.logprobs.has_value();
   if (want_logprobs) raw_.assign(logits.begin(), logits.end());
 
+  if (!in.allowed_tokens.empty()) apply_allowed_tokens(logits, in.allowed_tokens);
   if (in.num_generated < uint32_t(std::max(p.min_tokens, 0))) {
     if (!p.ignore_eos) mask_tokens(logits, in.eos_ids);
     mask_tokens(logits, p.stop_token_ids);

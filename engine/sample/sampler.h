@@ -2,6 +2,8 @@
 //
 // Exact algorithm (a device sampler must follow it to give the same tokens):
 //  1. If logprobs were asked for, they are computed from the raw row first (logprobs.h).
+//     Then tokens outside SampleInput::allowed_tokens (a grammar's mask) become -inf, so
+//     every later step (and greedy) works within the allowed set.
 //  2. Processors 1-5 of processors.h (min_tokens mask, logit_bias, penalties).
 //  3. temperature < kGreedyTemperature: the token is the argmax, ties to the lowest id. Done.
 //  4. Processors 6-8 (temperature, min_p, top_k + top_p).
@@ -39,6 +41,9 @@ struct SampleInput {
   // Tokens the sample has generated so far: the RNG position and the min_tokens count.
   // output_ids may be left empty when no penalty reads it (exec_plan.h copies it only then).
   uint32_t num_generated = 0;
+  // Constrained decoding: a bitset over token ids (bit id % 64 of word id / 64); tokens whose
+  // bit is clear are masked before anything else. Empty: every token may be sampled.
+  std::span<const uint64_t> allowed_tokens;
 };
 
 struct SampleResult {

@@ -29,6 +29,7 @@ ExecPlan sample_plan() {
   a.min_tokens = 2;
   a.stop = {"not sent"};
   p.samples.push_back(make_sample_spec("req-a", a, 123, 0, {1, 2, 3}, {9, 9}));
+  p.samples.back().allowed_tokens = {0x5ull, ~0ull, 1ull << 63};  // a grammar's mask
   SamplingParams b;
   b.temperature = 0.0, b.ignore_eos = true;
   p.samples.push_back(make_sample_spec("req-b", b, 7, 3, {4, 5}, {6}));
@@ -68,6 +69,7 @@ TEST(PlanCodec, PlanRoundTripsEveryField) {
   EXPECT_EQ(s.params.stop_token_ids, (std::vector<int32_t>{7}));
   EXPECT_EQ(s.params.min_tokens, 2);
   EXPECT_TRUE(s.params.stop.empty());  // stop strings stay in the engine core
+  EXPECT_EQ(s.allowed_tokens, p.samples[0].allowed_tokens);
   const SampleSpec& t = q.samples[1];
   EXPECT_EQ(t.sample_index, 3u);
   EXPECT_TRUE(t.params.ignore_eos);
@@ -75,6 +77,7 @@ TEST(PlanCodec, PlanRoundTripsEveryField) {
   EXPECT_TRUE(t.prompt_ids.empty());  // no penalty: no history copied
   EXPECT_TRUE(t.output_ids.empty());
   EXPECT_EQ(t.num_generated, 1u);
+  EXPECT_TRUE(t.allowed_tokens.empty());  // unconstrained
 }
 
 TEST(PlanCodec, ResultRoundTrips) {

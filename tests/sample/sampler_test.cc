@@ -27,7 +27,7 @@ struct Seq {
   std::vector<int32_t> output;
   std::vector<int32_t> eos;
 
-  SampleInput input() const { return SampleInput{&params, seed, index, prompt, output, eos, uint32_t(output.size())}; }
+  SampleInput input() const { return SampleInput{&params, seed, index, prompt, output, eos, uint32_t(output.size()), {}}; }
 };
 
 int32_t sample_once(Sampler& s, std::vector<float> row, const Seq& seq) {
