@@ -19,7 +19,10 @@ DType parse_dtype(const std::string& flag, const std::string& s) {
   if (s == "bf16" || s == "bfloat16") return DType::kBF16;
   if (s == "f16" || s == "fp16" || s == "float16") return DType::kF16;
   if (s == "f32" || s == "fp32" || s == "float32") return DType::kF32;
-  throw InvalidArgument(flag, "--" + flag + " must be bf16, f16 or f32, got '" + s + "'");
+  throw InvalidArgument(
+      flag, "--" + flag +
+                (flag == "dtype" ? " must be bf16, f16, f32 or fp8" : " must be bf16, f16 or f32") +
+                ", got '" + s + "'");
 }
 
 // One value under either of two names (--tp / --tensor-parallel-size); both given is ambiguous.

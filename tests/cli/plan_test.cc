@@ -339,7 +339,8 @@ TEST_F(PlanCli, BadFlagsExit2WithOneMessage) {
       {"--shape llama3-8b", "missing required flag --gpu-memory-gb"},
       {"--gpu-memory-gb 80", "give exactly one of --shape NAME or --model DIR"},
       {"--shape llama3-8b --tp 2 --tensor-parallel-size 2 --gpu-memory-gb 80", "not both"},
-      {"--shape llama3-8b --dtype fp8 --gpu-memory-gb 80", "--dtype must be bf16, f16 or f32"},
+      {"--shape llama3-8b --dtype int4 --gpu-memory-gb 80",
+       "--dtype must be bf16, f16, f32 or fp8"},
       {"--shape llama3-8b --gpu-memory-gb 80 --frobnicate", "unknown flag --frobnicate"},
   };
   for (const auto& c : cases) {
