@@ -19,7 +19,10 @@ DType parse_dtype(const std::string& flag, const std::string& s) {
   if (s == "bf16" || s == "bfloat16") return DType::kBF16;
   if (s == "f16" || s == "fp16" || s == "float16") return DType::kF16;
   if (s == "f32" || s == "fp32" || s == "float32") return DType::kF32;
-  throw InvalidArgument(flag, "--" + flag + " must be bf16, f16 or f32, got '" + s + "'");
+  throw InvalidArgument(
+      flag, "--" + flag +
+                (flag == "dtype" ? " must be bf16, f16, f32 or fp8" : " must be bf16, f16 or f32") +
+                ", got '" + s + "'");
 }
 
 // One value under either of two names (--tp / --tensor-parallel-size); both given is ambiguous.
@@ -60,9 +63,13 @@ int run_plan(const std::vector<std::string>& args) {
   o.pipeline_parallel_size = checked_int(aliased_i64(f, "pp", "pipeline-parallel-size", 1),
                                          "pipeline-parallel-size", 1, 4096);
   o.micro_batches = checked_int(f.i64("micro-batches", 0), "micro-batches", 0, 4096);
-  o.weight_dtype = parse_dtype("dtype", f.str("dtype", "bf16"));
+  // --dtype fp8: what herd runs as FP8 (issue 11) — BF16 weights with row-wise FP8
+  // feed-forward layers except the first and last, i.e. --dtype bf16 --fp8-ffn.
+  const std::string dtype = f.str("dtype", "bf16");
+  const bool fp8 = dtype == "fp8";
+  o.weight_dtype = fp8 ? DType::kBF16 : parse_dtype("dtype", dtype);
   o.kv_dtype = parse_dtype("kv-dtype", f.str("kv-dtype", "bf16"));
-  o.fp8_ffn = f.has("fp8-ffn");
+  o.fp8_ffn = fp8 || f.has("fp8-ffn");
   if (!f.has("gpu-memory-gb"))
     throw InvalidArgument("gpu-memory-gb",
                           "missing required flag --gpu-memory-gb (GiB per GPU, e.g. 80)");
@@ -88,7 +95,7 @@ int run_plan(const std::vector<std::string>& args) {
 HERD_COMMAND("plan",
              "(--shape llama3-8b|llama3-70b|llama3-405b|... | --model DIR) --gpu-memory-gb GIB "
              "[--tp|--tensor-parallel-size N] [--pp|--pipeline-parallel-size N] "
-             "[--micro-batches M] [--dtype bf16|f16|f32] [--kv-dtype bf16|f16|f32] [--fp8-ffn] "
+             "[--micro-batches M] [--dtype bf16|f16|f32|fp8] [--kv-dtype bf16|f16|f32] [--fp8-ffn] "
              "[--gpu-memory-utilization 0.9] [--max-model-len N] [--max-num-seqs 256] "
              "[--max-num-batched-tokens 2048] [--block-size 16] [--reserve-gb 1] [--json]; "
              "exit 0 fits, 3 does not fit",

@@ -15,6 +15,19 @@ namespace herd::cpu {
 // the finished dot product back by this (exact: a power of two).
 constexpr float kF8WidenScale = 256.0f;
 
+// Every E4M3 code's value / kF8WidenScale: the scalar loads (GEMM panel packing, vector
+// tails) look it up instead of decoding bit fields with branches.
+struct F8WidenTable {
+  float v[256];
+  F8WidenTable() {
+    for (int c = 0; c < 256; ++c) v[c] = f8e4m3_to_f32(uint8_t(c)) / kF8WidenScale;
+  }
+};
+inline const float* f8_widen_table() {
+  static const F8WidenTable t;
+  return t.v;
+}
+
 // Quantizes x[0, k) to E4M3 and writes the FP8 values (decoded, exact in fp32) to q; returns
 // the row's scale s, so that x ~= q * s. s = min(max|x|, ub) / 448 (ub <= 0: uncapped);
 // x / s is clamped to +-448 by the saturating conversion, so values above a capped amax

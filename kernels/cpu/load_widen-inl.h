@@ -106,7 +106,7 @@ HWY_INLINE float LoadScalar(const typename W::T* p) {
   if constexpr (std::is_same_v<W, F32W>) {
     return *p;
   } else if constexpr (std::is_same_v<W, F8W>) {
-    return f8e4m3_to_f32(*p) * (1.0f / kF8WidenScale);
+    return f8_widen_table()[*p];
   } else {
     uint16_t bits;
     std::memcpy(&bits, p, 2);

@@ -272,6 +272,16 @@ TEST_F(PlanCli, Llama405bTwoNodesFit) {
   EXPECT_NE(out.find("verdict: fits"), std::string::npos) << out;
 }
 
+// Issue 11: 405B with FP8 feed-forward weights fits one 8 x 80 GB node at TP 8.
+TEST_F(PlanCli, Llama405bFp8FitsOneNode) {
+  int code = 0;
+  const std::string out =
+      plan("--shape llama3-405b --tp 8 --pp 1 --dtype fp8 --gpu-memory-gb 80", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("verdict: fits"), std::string::npos) << out;
+  EXPECT_NE(out.find("124 layers FP8"), std::string::npos) << out;
+}
+
 TEST_F(PlanCli, Llama8bOneGpuFits) {
   int code = 0;
   const std::string out = plan("--shape llama3-8b --gpu-memory-gb 80", &code);
@@ -329,7 +339,8 @@ TEST_F(PlanCli, BadFlagsExit2WithOneMessage) {
       {"--shape llama3-8b", "missing required flag --gpu-memory-gb"},
       {"--gpu-memory-gb 80", "give exactly one of --shape NAME or --model DIR"},
       {"--shape llama3-8b --tp 2 --tensor-parallel-size 2 --gpu-memory-gb 80", "not both"},
-      {"--shape llama3-8b --dtype fp8 --gpu-memory-gb 80", "--dtype must be bf16, f16 or f32"},
+      {"--shape llama3-8b --dtype int4 --gpu-memory-gb 80",
+       "--dtype must be bf16, f16, f32 or fp8"},
       {"--shape llama3-8b --gpu-memory-gb 80 --frobnicate", "unknown flag --frobnicate"},
   };
   for (const auto& c : cases) {
