@@ -1,6 +1,8 @@
 #include "server/batch_format.h"
 
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "engine/common/error.h"
 #include "server/engine_client.h"
@@ -22,20 +24,25 @@ std::string string_field(const nlohmann::json& j, const char* name, const std::s
 }
 }  // namespace
 
-BatchLine parse_batch_line(const std::string& text, int64_t line_no, const std::string& endpoint,
-                           size_t max_bytes) {
-  if (text.size() > max_bytes)
-    throw BatchLineError("request_too_large", "the line is " + std::to_string(text.size()) +
-                                                  " bytes; the limit is " +
-                                                  std::to_string(max_bytes));
-  nlohmann::json j;
-  try {
-    // One level more than a request body: the body sits inside the line.
-    j = parse_untrusted_json(text, "", "The line", kMaxJsonDepth + 1);
-  } catch (const InvalidArgument& e) {
-    throw BatchLineError("invalid_json", e.what());
+bool json_deeper_than(const nlohmann::json& j, int max_depth) {
+  std::vector<std::pair<const nlohmann::json*, int>> todo{{&j, 1}};
+  while (!todo.empty()) {
+    auto [v, depth] = todo.back();
+    todo.pop_back();
+    if (!v->is_structured()) continue;
+    if (depth > max_depth) return true;
+    for (const auto& child : *v) todo.push_back({&child, depth + 1});
   }
+  return false;
+}
+
+BatchLine parse_batch_line(const nlohmann::json& j, int64_t line_no, const std::string& endpoint) {
   if (!j.is_object()) throw BatchLineError("invalid_json", "the line is not a JSON object");
+  // One level more than a request body may use: the body sits inside the line.
+  if (json_deeper_than(j, kMaxJsonDepth + 1))
+    throw BatchLineError("invalid_json", std::string("the line nests deeper than ")
+                                             .append(std::to_string(kMaxJsonDepth + 1))
+                                             .append(" levels"));
   BatchLine b;
   b.line = line_no;
   b.custom_id = string_field(j, "custom_id", "");
@@ -58,7 +65,7 @@ BatchLine parse_batch_line(const std::string& text, int64_t line_no, const std::
   auto body = j.find("body");
   if (body == j.end() || !body->is_object())
     throw BatchLineError("invalid_request", "'body' must be a JSON object", b.custom_id);
-  b.body = std::move(*body);
+  b.body = *body;
   return b;
 }
 

@@ -33,11 +33,15 @@ struct BatchLineError : std::runtime_error {
   std::string custom_id;
 };
 
-// Parses one input line. `endpoint`: the batch's endpoint, every line's url must equal it
-// ("" accepts either supported endpoint). `max_bytes`: the longest line accepted (the server's
-// request body limit). Throws BatchLineError.
-BatchLine parse_batch_line(const std::string& text, int64_t line_no, const std::string& endpoint,
-                           size_t max_bytes);
+// Checks one input line (a JSON object, as engine/jobs/jsonl_input.h parsed it). `endpoint`:
+// the batch's endpoint, every line's url must equal it ("" accepts either supported
+// endpoint). The line's length is JsonlInput's limit. Throws BatchLineError.
+BatchLine parse_batch_line(const nlohmann::json& value, int64_t line_no,
+                           const std::string& endpoint);
+
+// True when `j` nests deeper than `max_depth` levels ([ and {). Iterative: safe on any input
+// (nlohmann's dump() and the routes' renderers recurse per level).
+bool json_deeper_than(const nlohmann::json& j, int max_depth);
 
 // A fresh output line id: "batch_req_" + 32 hex digits.
 std::string new_batch_request_id();

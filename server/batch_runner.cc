@@ -58,7 +58,8 @@ bool BatchRunner::run(const std::function<std::optional<BatchLine>()>& next,
       if (!line) break;
       live.push_back(InFlight{std::move(*line), nullptr});
       InFlight& f = live.back();
-      f.call = std::make_unique<RouteCall>(ctx_, f.line.url, f.line.body, [wake] { wake->notify(); });
+      f.call =
+          std::make_unique<RouteCall>(ctx_, f.line.url, f.line.body, [wake] { wake->notify(); });
     }
     if (input_done && live.empty() && retry.empty()) return true;
     bool requeued = false;
@@ -75,10 +76,9 @@ bool BatchRunner::run(const std::function<std::optional<BatchLine>()>& next,
         requeued = true;
         continue;
       }
-      on_result(BatchResult{it->line,
-                            batch_response_line(it->line.custom_id, c.status(), c.request_id(),
-                                                c.body()),
-                            c.status() == 200});
+      on_result(BatchResult{
+          it->line, batch_response_line(it->line.custom_id, c.status(), c.request_id(), c.body()),
+          c.status() == 200});
       it = live.erase(it);
     }
     if (requeued || (!live.empty() && ((input_done && retry.empty()) ||

@@ -27,8 +27,7 @@ class BatchRunner {
   // true when every line was answered; false when `stop` turned true first (the calls still
   // in flight are aborted and not reported: a rerun answers them).
   bool run(const std::function<std::optional<BatchLine>()>& next,
-           const std::function<void(const BatchResult&)>& on_result,
-           const std::atomic<bool>& stop);
+           const std::function<void(const BatchResult&)>& on_result, const std::atomic<bool>& stop);
 
  private:
   HttpContext& ctx_;
