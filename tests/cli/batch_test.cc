@@ -110,6 +110,27 @@ TEST_F(Batch, AnswersBothEndpointsInOpenAIBatchFormat) {
   EXPECT_EQ(s["output_tokens"], 7);
 }
 
+// The README's example input, as written.
+TEST_F(Batch, ReadmeExampleInputRuns) {
+  std::string cmd = std::string(HERD_BINARY)
+                        .append(" batch --model ")
+                        .append(testing::tiny_model_dir())
+                        .append(" --served-model-name tiny --threads 2 --kv-cache-gb 0.05 --input ")
+                        .append(HERD_SOURCE_DIR)
+                        .append("/docs/examples/batch_requests.jsonl --output ")
+                        .append(file("out.jsonl"))
+                        .append(" 2>/dev/null");
+  int status = 0;
+  const std::string summary = testing::run_command(cmd, &status);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << summary;
+  std::map<std::string, json> by_id;
+  for (const auto& l : read_lines(file("out.jsonl"))) by_id[l["custom_id"].get<std::string>()] = l;
+  ASSERT_EQ(by_id.size(), 3u);
+  for (const auto& [id, l] : by_id) EXPECT_EQ(l["response"]["status_code"], 200) << l.dump();
+  EXPECT_EQ(by_id["text-1"]["response"]["body"]["choices"].size(), 2u);
+  EXPECT_EQ(by_id["chat-1"]["response"]["body"]["model"], "tiny");
+}
+
 TEST_F(Batch, ErrorsGoToTheErrorFileAndBadLinesAreReportedWithTheirNumbers) {
   write_input({
       request_line("ok", "/v1/completions", {{"prompt", "x"}, {"max_tokens", 2}}).dump(),
