@@ -39,7 +39,9 @@ constexpr const char* kUsage =
     "--model DIR [--host 127.0.0.1] [--port 8000] [--grpc-port 50051 (-1: off)] "
     "[--api-key KEY | env HERD_API_KEY] [--served-model-name NAME] [--metrics-public] "
     "[--max-body-bytes N] [--shutdown-timeout SEC] [--max-connections N] [--http-threads N] "
-    "[--http-workers N] [--header-timeout SEC] [--body-timeout SEC] [--keep-alive-timeout SEC] "
+    "[--http-workers N] [--state-dir DIR (enables /v1/files, /v1/batches)] "
+    "[--batch-max-in-flight N (32)] [--header-timeout SEC] [--body-timeout SEC] "
+    "[--keep-alive-timeout SEC] "
     "[--kv-cache-gb GB] "
     "[--max-num-seqs N] [--max-num-batched-tokens N] [--max-model-len N] [--block-size N] "
     "[--policy reserve|optimistic] [--no-prefix-caching] [--threads N] [--max-waiting N] "
@@ -138,6 +140,8 @@ server::ServerOptions server_options(const Flags& f, const std::string& model_di
   o.header_timeout_s = seconds_flag(f, "header-timeout", o.header_timeout_s);
   o.body_timeout_s = seconds_flag(f, "body-timeout", o.body_timeout_s);
   o.keep_alive_timeout_s = seconds_flag(f, "keep-alive-timeout", o.keep_alive_timeout_s);
+  o.state_dir = f.str("state-dir", "");
+  o.batch_max_in_flight = int_flag(f, "batch-max-in-flight", o.batch_max_in_flight, 1, 1 << 20);
   return o;
 }
 
@@ -172,7 +176,9 @@ int run_serve(const std::vector<std::string>& args) {
            "pipeline-parallel-size",
            "micro-batches",
            "comm-timeout",
-           "quantization"},
+           "quantization",
+           "state-dir",
+           "batch-max-in-flight"},
           {"metrics-public", "no-prefix-caching"});
   EngineOptions eo = engine_options(f);
   server::ServerOptions so = server_options(f, eo.model_dir);
@@ -247,7 +253,7 @@ int run_serve(const std::vector<std::string>& args) {
   std::fprintf(stderr, "herd serve: stopped\n");
   std::fflush(stdout);
   std::fflush(stderr);
-  finalize_parallel();  // an MPI job: every rank has stopped (engine shutdown told them)
+  finalize_parallel();      // an MPI job: every rank has stopped (engine shutdown told them)
   std::_Exit(exit_status);  // the detached signal waiter must not hold the process open
 }
 

@@ -17,7 +17,10 @@ std::string new_request_id(const std::string& prefix) {
 
 std::shared_ptr<RequestStream> EngineClient::submit(std::vector<Request> reqs) {
   std::vector<std::string> ids;
-  for (const auto& r : reqs) ids.push_back(r.id);
+  for (auto& r : reqs) {
+    r.priority = priority_;
+    ids.push_back(r.id);
+  }
   auto stream = std::make_shared<RequestStream>(ids, &metrics_);
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -17,7 +17,11 @@ namespace herd::server {
 
 class EngineClient {
  public:
-  EngineClient(Engine& engine, Metrics& metrics) : engine_(engine), metrics_(metrics) {}
+  // `priority`: given to every request submitted through this client (Request::priority; lower
+  // runs first). Interactive routes use 0; background batches a larger value (kBatchPriority),
+  // so the scheduler admits them only after every waiting interactive request.
+  EngineClient(Engine& engine, Metrics& metrics, int priority = 0)
+      : engine_(engine), metrics_(metrics), priority_(priority) {}
 
   // Queues one engine request per element. Propagates InvalidArgument / QueueFull from the
   // engine after aborting the ones of this call that were already queued.
@@ -37,9 +41,14 @@ class EngineClient {
  private:
   Engine& engine_;
   Metrics& metrics_;
+  int priority_ = 0;
   mutable std::mutex mu_;
   std::map<const RequestStream*, std::weak_ptr<RequestStream>> live_;
 };
+
+// The priority of background batch requests (/v1/batches, herd batch): behind interactive
+// ones (0) in the scheduler's admission and budget order.
+inline constexpr int kBatchPriority = 100;
 
 // A fresh request id: prefix + 32 hex digits (random).
 std::string new_request_id(const std::string& prefix);

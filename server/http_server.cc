@@ -7,6 +7,8 @@
 #include "engine/model/config.h"
 #include "engine/tokenizer/chat_format.h"
 #include "server/auth.h"
+#include "server/batch_routes.h"
+#include "server/batch_service.h"
 #include "server/http_context.h"
 #include "server/http_transport.h"
 #include "server/openai_request.h"
@@ -40,6 +42,10 @@ HttpServer::HttpServer(EngineClient& client, const ServerOptions& opts, std::str
   transport_ = std::make_unique<HttpTransport>(
       *ctx_, [this](const HttpRequest& req) { return precheck(req); },
       [this](const HttpRequest& req, HttpResponse& res) { route(req, res); });
+  if (!opts_.state_dir.empty()) {
+    batches_ = std::make_unique<BatchService>(*ctx_, opts_.state_dir, opts_.batch_max_in_flight);
+    batches_->start();
+  }
 }
 
 HttpServer::~HttpServer() { shutdown(std::chrono::milliseconds(0)); }
@@ -181,6 +187,11 @@ void HttpServer::route(const HttpRequest& req, HttpResponse& res) {
       send_json(res, 200, ordered_json{{"prompt", ctx.tok.decode(ids)}});
       return false;
     });
+  } else if (is_batch_api_path(path)) {
+    run_route(ctx, req, res, [&](RequestLogEntry&) {
+      handle_batch_api(ctx, batches_.get(), req, res);
+      return false;
+    });
   } else {
     simple([&] {
       throw HttpError{404, "Not found: " + req.method + " " + path, "invalid_request_error", "",
@@ -200,6 +211,8 @@ void HttpServer::shutdown(std::chrono::milliseconds deadline) {
   if (stopped_) return;
   stopped_ = true;
   draining_ = true;
+  // Batch requests are not waited for: they are aborted now and rerun after a restart.
+  if (batches_) batches_->stop();
   if (port_ < 0) return;
   auto until = Clock::now() + deadline;
   // New connections are refused; requests on open ones get 503 (precheck). Let the requests

@@ -21,6 +21,7 @@ struct HttpContext;
 struct HttpRequest;
 struct HttpResponse;
 class HttpTransport;
+class BatchService;
 
 class HttpServer {
  public:
@@ -50,6 +51,7 @@ class HttpServer {
   std::atomic<bool> draining_{false};
   std::unique_ptr<HttpContext> ctx_;
   std::unique_ptr<HttpTransport> transport_;
+  std::unique_ptr<BatchService> batches_;  // --state-dir given; refers to *ctx_
   int port_ = -1;
   bool stopped_ = false;
 };

@@ -25,6 +25,9 @@ struct ServerOptions {
   double keep_alive_timeout_s = 15.0;  // an idle keep-alive connection is closed after this
   double send_timeout_s = 60.0;        // one write to a client that does not read fails after this
   double heartbeat_s = 15.0;           // idle SSE streams get a ": keep-alive" comment this often
+  // /v1/files and /v1/batches (server/batch_service.h): stored under this folder; empty = off.
+  std::string state_dir;
+  int batch_max_in_flight = 32;  // batch requests in the engine at once (the rest wait here)
 };
 
 }  // namespace herd::server
