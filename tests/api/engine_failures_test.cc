@@ -182,8 +182,11 @@ TEST(EngineFailures, FailedStepMakesTheEngineUnhealthyAndEndsLiveRequestsWithAnE
 }
 
 // Request A (id "x") samples its last token; while that step runs, abort("x") is called (A is
-// live). A's final delta is delivered and its sink adds request B with the same id "x" before
-// the next step, which is where the queued abort lands: it must not touch B.
+// live). Either the step lands first (A finishes by length, its sink adds request B with the
+// same id "x", and the queued abort then finds B: it must not touch it), or the engine core,
+// which wakes for aborts while a plan is in flight, applies it first (A ends aborted and its
+// sink adds B afterwards). Which one happens is a race between the executor and the engine
+// thread; in both, B must run to its end.
 TEST(EngineFailures, StaleAbortDoesNotHitANewRequestReusingTheId) {
   auto e = make_test_engine(tiny_engine_options());
   Collector a, b;
@@ -202,7 +205,8 @@ TEST(EngineFailures, StaleAbortDoesNotHitANewRequestReusingTheId) {
   a.wait();
   b.wait();
   EXPECT_TRUE(aborted_once);
-  EXPECT_EQ(a.last().finish_reason, FinishReason::kLength);
+  EXPECT_TRUE(a.last().finish_reason == FinishReason::kLength ||
+              a.last().finish_reason == FinishReason::kAbort);
   EXPECT_EQ(b.last().finish_reason, FinishReason::kLength) << "the stale abort hit request B";
   EXPECT_EQ(b.tokens().size(), 6u);
 }
