@@ -294,17 +294,22 @@ namespace herd::cpu {
 
 HWY_EXPORT(LinearRange);
 
+namespace {
+
+// Output rows per task. Decode: small enough that every thread gets several tasks (the dynamic
+// hand-out evens them out), large enough to amortize the hand-out. Prefill: 64 columns (a whole
+// number of panels for every vector width up to 512 bits).
+int64_t task_block(int64_t n, int64_t out_features, int64_t threads) {
+  if (n > 8) return 64;
+  const int64_t block = (out_features + threads * 8 - 1) / (threads * 8);
+  return std::clamp<int64_t>((block + 3) / 4 * 4, 4, 256);
+}
+
+}  // namespace
+
 void linear(ThreadPool& pool, const float* x, int64_t n, int64_t in_features, const void* w,
             int64_t w_stride, DType w_dtype, int64_t out_features, float* out) {
-  // Output rows per task. Decode: small enough that every thread gets several tasks (the
-  // dynamic hand-out evens them out), large enough to amortize the hand-out. Prefill: 64
-  // columns (a whole number of panels for every vector width up to 512 bits).
-  const int64_t threads = pool.size();
-  int64_t block = 64;
-  if (n <= 8) {
-    block = (out_features + threads * 8 - 1) / (threads * 8);
-    block = std::clamp<int64_t>((block + 3) / 4 * 4, 4, 256);
-  }
+  const int64_t block = task_block(n, out_features, pool.size());
   const int64_t tasks = (out_features + block - 1) / block;
   auto* range = HWY_DYNAMIC_DISPATCH(LinearRange);
   pool.parallel_for(tasks, [&](int64_t task, int) {
@@ -328,12 +333,7 @@ void linear_fp8(ThreadPool& pool, const float* x, int64_t n, int64_t in_features
   pool.parallel_for(n, [&](int64_t r, int) {
     sd[r] = quantize_row_fp8(x + r * in_features, in_features, act_scale_ub, qd + r * in_features);
   });
-  const int64_t threads = pool.size();
-  int64_t block = 64;
-  if (n <= 8) {
-    block = (out_features + threads * 8 - 1) / (threads * 8);
-    block = std::clamp<int64_t>((block + 3) / 4 * 4, 4, 256);
-  }
+  const int64_t block = task_block(n, out_features, pool.size());
   const int64_t tasks = (out_features + block - 1) / block;
   auto* range = HWY_DYNAMIC_DISPATCH(LinearRange);
   pool.parallel_for(tasks, [&](int64_t task, int) {
