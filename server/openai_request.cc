@@ -300,7 +300,9 @@ void keep_schema_key_order(const std::string& body, SamplingParams& p, const jso
     for (const auto& t : b["tools"])
       for (const json& ft : forced_tools)
         if (t.is_object() && t.contains("function") && t["function"].is_object() &&
-            t["function"].contains("name") && t["function"]["name"] == ft["function"]["name"]) {
+            t["function"].contains("name") &&
+            // Compared as text: ordered_json and json do not compare with == under clang.
+            t["function"]["name"].dump() == ft["function"]["name"].dump()) {
           kept.push_back(t);
           break;
         }
