@@ -85,7 +85,7 @@ int run_batch(const std::vector<std::string>& args) {
   server::Metrics metrics(model_name);
   // Nothing competes with it here, but the same priority as the server's batches keeps the
   // requests identical to what /v1/batches would submit.
-  server::EngineClient client(*engine, metrics, server::kBatchPriority);
+  server::EngineClient client(*engine, metrics, kBatchPriority);
   server::ServerOptions so;
   so.max_body_bytes = spec.max_line_bytes;
   server::RequestLog log(nullptr);  // the answers are the output file

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <mutex>
@@ -46,6 +47,7 @@ const std::set<std::string>& rs_value_flags() {
                                           "top-p",
                                           "seed",
                                           "reward-url",
+                                          "reward-api-key",
                                           "admission",
                                           "reward-kv-fraction",
                                           "prompts-in-flight"};
@@ -61,8 +63,8 @@ const std::set<std::string>& rs_switches() {
 // worker threads (score() only queues, as a sink-safe call must).
 class UrlScorer final : public RewardScorer {
  public:
-  UrlScorer(std::string url, std::unique_ptr<Tokenizer> tok, int workers)
-      : url_(std::move(url)), tok_(std::move(tok)) {
+  UrlScorer(std::string url, std::string api_key, std::unique_ptr<Tokenizer> tok, int workers)
+      : url_(std::move(url)), api_key_(std::move(api_key)), tok_(std::move(tok)) {
     while (!url_.empty() && url_.back() == '/') url_.pop_back();
     for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
   }
@@ -85,6 +87,7 @@ class UrlScorer final : public RewardScorer {
   void work() {
     httplib::Client client(url_);
     client.set_read_timeout(600, 0);
+    if (!api_key_.empty()) client.set_bearer_token_auth(api_key_);  // a server run with --api-key
     for (;;) {
       std::pair<std::vector<int32_t>, Done> job;
       {
@@ -115,6 +118,7 @@ class UrlScorer final : public RewardScorer {
   }
 
   std::string url_;
+  std::string api_key_;
   std::unique_ptr<Tokenizer> tok_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -123,6 +127,18 @@ class UrlScorer final : public RewardScorer {
   std::vector<std::thread> threads_;
 };
 #endif
+
+// The key of a reward server run with --api-key: the flag, else HERD_REWARD_API_KEY (kept out
+// of the process list), else none.
+[[maybe_unused]] std::string reward_api_key(const Flags& f) {
+  if (f.has("reward-api-key")) {
+    std::string k = f.str("reward-api-key", "");
+    if (k.empty()) throw InvalidArgument("reward-api-key", "flag --reward-api-key is empty");
+    return k;
+  }
+  const char* env = std::getenv("HERD_REWARD_API_KEY");
+  return env ? std::string(env) : std::string();
+}
 
 std::string read_text_or_file(const std::string& v) {
   if (v.empty() || v[0] != '@') return v;
@@ -184,6 +200,8 @@ int run_rs(const std::vector<std::string>& args) {
 
   // The KV budget: one pool size for the whole job, split between the two engines.
   const double frac = url.empty() ? f.f64("reward-kv-fraction", 0.25) : 0.0;
+  if (url.empty() && f.has("reward-api-key"))
+    throw InvalidArgument("reward-api-key", "--reward-api-key needs --reward-url");
   if (!url.empty() && f.has("reward-kv-fraction"))
     throw InvalidArgument("reward-kv-fraction", "--reward-kv-fraction needs no --reward-url");
   if (url.empty() && !(frac > 0.0 && frac < 1.0))
@@ -222,7 +240,7 @@ int run_rs(const std::vector<std::string>& args) {
     const ModelConfig rc = load_model_config(reward_dir);
     if (!rc.is_reward_model())
       throw InvalidArgument("reward", reward_dir + " is not a reward model");
-    scorer = std::make_unique<UrlScorer>(url, load_tokenizer(reward_dir), 4);
+    scorer = std::make_unique<UrlScorer>(url, reward_api_key(f), load_tokenizer(reward_dir), 4);
     std::fprintf(stderr, "[herd rs] reward model at %s; policy KV %lld blocks\n", url.c_str(),
                  (long long)ps.num_blocks);
 #else
@@ -250,7 +268,8 @@ int run_rs(const std::vector<std::string>& args) {
 HERD_COMMAND("rs",
              "--policy DIR --reward DIR --prompts FILE.jsonl --output FILE.jsonl [--samples K] "
              "[--system-prompt TEXT|@FILE] [--max-tokens N] [--temperature T] [--top-p P] "
-             "[--seed S] [--reward-url URL] [--admission reserve|optimistic] [--no-sharing] "
+             "[--seed S] [--reward-url URL [--reward-api-key KEY | env HERD_REWARD_API_KEY]] "
+             "[--admission reserve|optimistic] [--no-sharing] "
              "[--reward-kv-fraction F] [--prompts-in-flight N] [--fsync] [engine flags]",
              run_rs);
 

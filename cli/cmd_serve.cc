@@ -40,7 +40,8 @@ constexpr const char* kUsage =
     "[--api-key KEY | env HERD_API_KEY] [--served-model-name NAME] [--metrics-public] "
     "[--max-body-bytes N] [--shutdown-timeout SEC] [--max-connections N] [--http-threads N] "
     "[--http-workers N] [--state-dir DIR (enables /v1/files, /v1/batches)] "
-    "[--batch-max-in-flight N (32)] [--header-timeout SEC] [--body-timeout SEC] "
+    "[--batch-max-in-flight N (32)] [--batch-expiry SEC (86400)] [--header-timeout SEC] "
+    "[--body-timeout SEC] "
     "[--keep-alive-timeout SEC] "
     "[--kv-cache-gb GB] "
     "[--max-num-seqs N] [--max-num-batched-tokens N] [--max-model-len N] [--block-size N] "
@@ -142,6 +143,7 @@ server::ServerOptions server_options(const Flags& f, const std::string& model_di
   o.keep_alive_timeout_s = seconds_flag(f, "keep-alive-timeout", o.keep_alive_timeout_s);
   o.state_dir = f.str("state-dir", "");
   o.batch_max_in_flight = int_flag(f, "batch-max-in-flight", o.batch_max_in_flight, 1, 1 << 20);
+  o.batch_expiry_s = int_flag(f, "batch-expiry", int(o.batch_expiry_s), 1, 366 * 24 * 3600);
   return o;
 }
 
@@ -178,7 +180,8 @@ int run_serve(const std::vector<std::string>& args) {
            "comm-timeout",
            "quantization",
            "state-dir",
-           "batch-max-in-flight"},
+           "batch-max-in-flight",
+           "batch-expiry"},
           {"metrics-public", "no-prefix-caching"});
   EngineOptions eo = engine_options(f);
   server::ServerOptions so = server_options(f, eo.model_dir);

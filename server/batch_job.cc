@@ -6,12 +6,6 @@
 
 namespace herd::server {
 
-namespace {
-// The journals take nlohmann::json; the lines are built as ordered_json (OpenAI's field
-// order in memory, which the journal's own serialization does not keep).
-nlohmann::json plain(const ordered_json& j) { return nlohmann::json::parse(j.dump()); }
-}  // namespace
-
 ordered_json BatchValidation::problems_json() const {
   ordered_json data = ordered_json::array();
   auto add = [&](const BatchInputProblem& p, const char* param) {
@@ -69,7 +63,7 @@ bool run_batch_job(HttpContext& ctx, const BatchJobSpec& spec, ResultJournal& ou
       } catch (const BatchLineError& e) {
         if (e.custom_id.empty() || done(e.custom_id)) continue;
         ordered_json line = batch_error_line(e.custom_id, e.code, e.what(), l->line_no);
-        err.append(plain(line));
+        err.append_ordered(line);
         on_result(line, false);
       }
     }
@@ -79,10 +73,31 @@ bool run_batch_job(HttpContext& ctx, const BatchJobSpec& spec, ResultJournal& ou
   return runner.run(
       next,
       [&](const BatchResult& r) {
-        (r.ok ? out : err).append(plain(r.out));
+        (r.ok ? out : err).append_ordered(r.out);
         on_result(r.out, r.ok);
       },
       stop);
+}
+
+int64_t expire_batch_job(const BatchJobSpec& spec, ResultJournal& out, ResultJournal& err) {
+  JsonlInput in(spec.input, spec.max_line_bytes);
+  int64_t expired = 0;
+  while (auto l = in.next()) {
+    if (!l->ok()) continue;  // no custom_id to answer: reported by validate_batch_input
+    std::string custom_id;
+    try {
+      custom_id = parse_batch_line(l->value, l->line_no, spec.endpoint).custom_id;
+    } catch (const BatchLineError& e) {
+      custom_id = e.custom_id;
+    }
+    if (custom_id.empty() || out.done(custom_id) || err.done(custom_id)) continue;
+    // OpenAI's code and wording for a request its batch's window ran out on.
+    err.append_ordered(batch_error_line(
+        custom_id, "batch_expired",
+        "This request could not be executed before the completion window expired.", l->line_no));
+    ++expired;
+  }
+  return expired;
 }
 
 }  // namespace herd::server

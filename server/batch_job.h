@@ -53,4 +53,8 @@ bool run_batch_job(HttpContext& ctx, const BatchJobSpec& spec, ResultJournal& ou
                    ResultJournal& err, const std::atomic<bool>& stop,
                    const std::function<void(const ordered_json& line, bool ok)>& on_result);
 
+// Writes a `batch_expired` error line to `err` for every line with a custom_id that neither
+// journal holds yet (the requests an expired batch never answered); returns how many.
+int64_t expire_batch_job(const BatchJobSpec& spec, ResultJournal& out, ResultJournal& err);
+
 }  // namespace herd::server

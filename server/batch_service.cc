@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 
 #include "engine/common/error.h"
@@ -12,15 +13,14 @@
 namespace herd::server {
 
 namespace {
-constexpr int64_t kWindowSeconds = 24 * 3600;
-
 bool active(const std::string& status) {
   return status == "validating" || status == "in_progress" || status == "finalizing" ||
          status == "cancelling";
 }
 
 ordered_json new_batch_object(const std::string& id, const std::string& endpoint,
-                              const std::string& input_file_id, const nlohmann::json& metadata) {
+                              const std::string& input_file_id, const nlohmann::json& metadata,
+                              int64_t expiry_s) {
   const int64_t now = unix_now();
   ordered_json b;
   b["id"] = id;
@@ -34,7 +34,7 @@ ordered_json new_batch_object(const std::string& id, const std::string& endpoint
   b["error_file_id"] = nullptr;
   b["created_at"] = now;
   b["in_progress_at"] = nullptr;
-  b["expires_at"] = now + kWindowSeconds;
+  b["expires_at"] = now + expiry_s;
   b["finalizing_at"] = nullptr;
   b["completed_at"] = nullptr;
   b["failed_at"] = nullptr;
@@ -52,10 +52,12 @@ HttpError not_found(const std::string& id) {
 }
 }  // namespace
 
-BatchService::BatchService(HttpContext& ctx, const std::string& state_dir, int max_in_flight)
+BatchService::BatchService(HttpContext& ctx, const std::string& state_dir, int max_in_flight,
+                           int64_t expiry_s)
     : ctx_(ctx),
       dir_(state_dir + "/batches"),
       max_in_flight_(max_in_flight),
+      expiry_s_(expiry_s),
       files_(state_dir),
       client_(ctx.client.engine(), ctx.client.metrics(), kBatchPriority),
       batch_ctx_{client_,           ctx.tok, ctx.opts, ctx.model_name,
@@ -91,6 +93,7 @@ void BatchService::start() {
     std::fprintf(stderr, "herd serve: resuming %d unfinished batch(es) from %s\n", resumed,
                  dir_.c_str());
   worker_ = std::thread([this] { loop(); });
+  expiry_watch_ = std::thread([this] { watch_expiry(); });
 }
 
 void BatchService::stop() {
@@ -101,6 +104,7 @@ void BatchService::stop() {
   }
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
+  if (expiry_watch_.joinable()) expiry_watch_.join();
 }
 
 void BatchService::persist_locked(const Record& r) {
@@ -151,7 +155,7 @@ ordered_json BatchService::create(const nlohmann::json& body) {
   if (file->purpose != "batch")
     throw InvalidArgument("input_file_id", "the input file's purpose must be 'batch'");
   Record r;
-  r.obj = new_batch_object(new_request_id("batch_"), endpoint, input, metadata);
+  r.obj = new_batch_object(new_request_id("batch_"), endpoint, input, metadata, expiry_s_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     r.seq = next_seq_++;
@@ -226,6 +230,7 @@ void BatchService::loop() {
     current_ = next->obj["id"].get<std::string>();
     run_stop_ = false;
     const std::string id = current_;
+    cv_.notify_all();  // the watchdog now watches this batch's deadline
     lock.unlock();
     try {
       process(id);
@@ -234,7 +239,77 @@ void BatchService::loop() {
     }
     lock.lock();
     current_.clear();
+    cv_.notify_all();
   }
+}
+
+void BatchService::watch_expiry() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    auto it = current_.empty() ? batches_.end() : batches_.find(current_);
+    if (it == batches_.end()) {
+      cv_.wait(lock);
+      continue;
+    }
+    const std::string id = current_;
+    const int64_t at = it->second.obj["expires_at"].get<int64_t>();
+    if (unix_now() < at) {
+      cv_.wait_until(lock, std::chrono::system_clock::from_time_t(static_cast<time_t>(at)));
+      continue;  // woken early (another batch, shutdown) or on time: look again
+    }
+    // Stop the run; the worker sees the batch overdue and expires it (only the worker writes
+    // the journals). Then wait for it to move on, so the stop is not repeated on a new run.
+    run_stop_ = true;
+    cv_.wait(lock, [&] { return stopping_ || current_ != id; });
+  }
+}
+
+bool BatchService::stopping() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
+}
+
+bool BatchService::overdue(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const Record& r = batches_.at(id);
+  return unix_now() >= r.obj["expires_at"].get<int64_t>();
+}
+
+void BatchService::expire(const std::string& id) {
+  BatchJobSpec spec;
+  std::string out_id, err_id;
+  bool have_input = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Record& r = batches_.at(id);
+    const std::string input = r.obj["input_file_id"].get<std::string>();
+    have_input = files_.get(input).has_value();
+    spec.input = files_.data_path(input);
+    spec.endpoint = r.obj["endpoint"].get<std::string>();
+    if (r.output_file.empty()) {  // expired before it was validated
+      r.output_file = FileStore::new_id();
+      r.error_file = FileStore::new_id();
+    }
+    out_id = r.output_file;
+    err_id = r.error_file;
+    persist_locked(r);
+  }
+  spec.max_line_bytes = ctx_.opts.max_body_bytes;
+  ResultJournal out(files_.data_path(out_id), "custom_id");
+  ResultJournal err(files_.data_path(err_id), "custom_id");
+  if (have_input) expire_batch_job(spec, out, err);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Record& r = batches_.at(id);
+    const int64_t unusable =
+        r.obj["errors"].is_object() ? static_cast<int64_t>(r.obj["errors"]["data"].size()) : 0;
+    auto& counts = r.obj["request_counts"];
+    counts["completed"] = out.num_done();
+    counts["failed"] = err.num_done() + unusable;
+    counts["total"] =
+        std::max(counts["total"].get<int64_t>(), out.num_done() + err.num_done() + unusable);
+  }
+  finish(id, "expired");
 }
 
 void BatchService::fail(const std::string& id, const std::string& code,
@@ -252,6 +327,7 @@ void BatchService::fail(const std::string& id, const std::string& code,
 
 void BatchService::process(const std::string& id) {
   std::string status = status_of(id);
+  if ((status == "validating" || status == "in_progress") && overdue(id)) return expire(id);
   if (status == "validating") {
     std::string input, endpoint;
     {
@@ -346,7 +422,9 @@ void BatchService::run(const std::string& id) {
     return finish(id, status_of(id) == "cancelling" ? "cancelled" : "completed");
   }
   if (status_of(id) == "cancelling") return finish(id, "cancelled");
-  // Stopped by shutdown: stays in_progress on disk; the next start resumes it.
+  if (!stopping() && overdue(id)) return expire(id);
+  // Stopped by shutdown: stays in_progress on disk; the next start resumes it (or expires it,
+  // if its deadline passed meanwhile).
 }
 
 void BatchService::finish(const std::string& id, const std::string& status) {
@@ -365,7 +443,7 @@ void BatchService::finish(const std::string& id, const std::string& status) {
   publish(r.output_file, "output_file_id", "output");
   publish(r.error_file, "error_file_id", "error");
   r.obj["status"] = status;
-  r.obj[status == "completed" ? "completed_at" : "cancelled_at"] = unix_now();
+  r.obj[status + "_at"] = unix_now();  // completed_at, cancelled_at or expired_at
   persist_locked(r);
 }
 

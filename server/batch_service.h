@@ -11,7 +11,11 @@
 // line while the batch runs (engine/jobs/result_journal.h) and published as /v1/files objects
 // (purpose batch_output) when it ends. A server stopped or killed mid-batch resumes it on the
 // next start with the same --state-dir: answered custom_ids are skipped, none is written twice.
-// Not implemented: expiry (expires_at is set, a batch is never expired).
+// Expiry: a batch still validating or in_progress at its expires_at (created_at + the server's
+// --batch-expiry, 24 h by default) becomes `expired`: its requests in flight are aborted, every
+// request not answered gets a `batch_expired` line in the error file, and what was answered
+// stays in the output file (OpenAI's behaviour). A batch queued behind another is expired when
+// the worker reaches it; the running one is stopped at its deadline by a watchdog thread.
 #pragma once
 
 #include <atomic>
@@ -33,7 +37,8 @@ class BatchService {
  public:
   // `ctx`: the server's (tokenizer, options, model name, request log); requests are submitted
   // through a client of their own at kBatchPriority. Loads the stored batches; start() resumes.
-  BatchService(HttpContext& ctx, const std::string& state_dir, int max_in_flight);
+  BatchService(HttpContext& ctx, const std::string& state_dir, int max_in_flight,
+               int64_t expiry_s = 24 * 3600);
   ~BatchService();
 
   void start();
@@ -61,6 +66,10 @@ class BatchService {
   void process(const std::string& id);
   void run(const std::string& id);
   void finish(const std::string& id, const std::string& status);
+  void expire(const std::string& id);
+  bool overdue(const std::string& id) const;
+  bool stopping() const;
+  void watch_expiry();  // the watchdog: stops the running batch at its expires_at
   void fail(const std::string& id, const std::string& code, const std::string& message);
   void persist_locked(const Record& r);
   static ordered_json public_json(const Record& r);
@@ -69,6 +78,7 @@ class BatchService {
   HttpContext& ctx_;
   std::string dir_;
   int max_in_flight_;
+  int64_t expiry_s_;
   FileStore files_;
   EngineClient client_;
   std::atomic<bool> draining_{false};
@@ -78,9 +88,10 @@ class BatchService {
   std::map<std::string, Record> batches_;
   int64_t next_seq_ = 0;
   std::string current_;                // the batch the worker runs
-  std::atomic<bool> run_stop_{false};  // stop the current run (cancel or shutdown)
+  std::atomic<bool> run_stop_{false};  // stop the current run (cancel, shutdown or expiry)
   bool stopping_ = false;
   std::thread worker_;
+  std::thread expiry_watch_;
 };
 
 }  // namespace herd::server

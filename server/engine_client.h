@@ -46,10 +46,6 @@ class EngineClient {
   std::map<const RequestStream*, std::weak_ptr<RequestStream>> live_;
 };
 
-// The priority of background batch requests (/v1/batches, herd batch): behind interactive
-// ones (0) in the scheduler's admission and budget order.
-inline constexpr int kBatchPriority = 100;
-
 // A fresh request id: prefix + 32 hex digits (random).
 std::string new_request_id(const std::string& prefix);
 

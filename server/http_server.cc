@@ -43,7 +43,8 @@ HttpServer::HttpServer(EngineClient& client, const ServerOptions& opts, std::str
       *ctx_, [this](const HttpRequest& req) { return precheck(req); },
       [this](const HttpRequest& req, HttpResponse& res) { route(req, res); });
   if (!opts_.state_dir.empty()) {
-    batches_ = std::make_unique<BatchService>(*ctx_, opts_.state_dir, opts_.batch_max_in_flight);
+    batches_ = std::make_unique<BatchService>(*ctx_, opts_.state_dir, opts_.batch_max_in_flight,
+                                              opts_.batch_expiry_s);
     batches_->start();
   }
 }

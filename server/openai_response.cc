@@ -114,14 +114,23 @@ ordered_json tool_calls_json(const std::vector<ChatToolCall>& calls, bool with_i
   return a;
 }
 
+namespace {
+// The members every completion object and chunk starts with, in OpenAI's order.
+ordered_json object_head(const std::string& id, const char* object, int64_t created,
+                         const std::string& model) {
+  ordered_json b;
+  b["id"] = id;
+  b["object"] = object;
+  b["created"] = created;
+  b["model"] = model;
+  return b;
+}
+}  // namespace
+
 ordered_json chat_completion_body(const std::string& id, int64_t created, const std::string& model,
                                   const std::string& fingerprint,
                                   const std::vector<ChatChoiceResult>& choices, const Usage& u) {
-  ordered_json b;
-  b["id"] = id;
-  b["object"] = "chat.completion";
-  b["created"] = created;
-  b["model"] = model;
+  ordered_json b = object_head(id, "chat.completion", created, model);
   ordered_json cs = ordered_json::array();
   for (const auto& c : choices) {
     ordered_json msg;
@@ -150,11 +159,7 @@ ordered_json chat_chunk(const std::string& id, int64_t created, const std::strin
                         const std::string& fingerprint, int index, ordered_json delta,
                         const std::string& finish_reason, std::optional<ordered_json> logprobs,
                         bool usage_null) {
-  ordered_json b;
-  b["id"] = id;
-  b["object"] = "chat.completion.chunk";
-  b["created"] = created;
-  b["model"] = model;
+  ordered_json b = object_head(id, "chat.completion.chunk", created, model);
   b["system_fingerprint"] = fingerprint;
   ordered_json choice;
   choice["index"] = index;
@@ -228,11 +233,7 @@ ordered_json CompletionLogprobs::take_new() {
 ordered_json completion_body(const std::string& id, int64_t created, const std::string& model,
                              const std::string& fingerprint,
                              const std::vector<CompletionChoiceResult>& choices, const Usage& u) {
-  ordered_json b;
-  b["id"] = id;
-  b["object"] = "text_completion";
-  b["created"] = created;
-  b["model"] = model;
+  ordered_json b = object_head(id, "text_completion", created, model);
   ordered_json cs = ordered_json::array();
   for (const auto& c : choices) {
     ordered_json choice;
@@ -252,11 +253,7 @@ ordered_json completion_chunk(const std::string& id, int64_t created, const std:
                               const std::string& fingerprint, int index, const std::string& text,
                               const std::string& finish_reason,
                               std::optional<ordered_json> logprobs, bool usage_null) {
-  ordered_json b;
-  b["id"] = id;
-  b["object"] = "text_completion";
-  b["created"] = created;
-  b["model"] = model;
+  ordered_json b = object_head(id, "text_completion", created, model);
   b["system_fingerprint"] = fingerprint;
   ordered_json choice;
   choice["index"] = index;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace herd::server {
@@ -28,6 +29,9 @@ struct ServerOptions {
   // /v1/files and /v1/batches (server/batch_service.h): stored under this folder; empty = off.
   std::string state_dir;
   int batch_max_in_flight = 32;  // batch requests in the engine at once (the rest wait here)
+  // A batch not finished this long after its creation expires (OpenAI's completion_window is
+  // "24h"; shorter values are for tests and for operators who want stale work dropped).
+  int64_t batch_expiry_s = 24 * 3600;
 };
 
 }  // namespace herd::server

@@ -42,6 +42,10 @@ struct SamplingParams {
   ResponseFormat response_format;  // kText: unconstrained
 };
 
+// The priority of background batch requests (/v1/batches, herd batch, herd rs): behind
+// interactive ones (0) in the scheduler's admission and budget order.
+inline constexpr int kBatchPriority = 100;
+
 struct Request {
   std::string id;                   // unique among live requests
   std::vector<int32_t> prompt_ids;  // already tokenized (BOS included if wanted)

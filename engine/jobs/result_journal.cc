@@ -79,14 +79,26 @@ int64_t ResultJournal::num_done() const {
   return int64_t(done_.size());
 }
 
-void ResultJournal::append(const nlohmann::json& record, bool sync) {
+void ResultJournal::append(const nlohmann::json& record, bool sync) { append_record(record, sync); }
+
+void ResultJournal::append_ordered(const nlohmann::ordered_json& record, bool sync) {
+  append_record(record, sync);
+}
+
+template <class Json>
+void ResultJournal::append_record(const Json& record, bool sync) {
   if (!record.is_object() || !record.contains(key_field_)) {
     throw Error(std::string("result record without \"").append(key_field_).append("\""));
   }
-  const std::string key = key_of(record[key_field_]);
+  const Json& k = record[key_field_];
+  const std::string key = k.is_string() ? k.template get<std::string>() : k.dump();
   // Invalid UTF-8 in generated text must not make the line unreadable JSON: replace it.
-  std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string line = record.dump(-1, ' ', false, Json::error_handler_t::replace);
   line.push_back('\n');
+  append_line(key, std::move(line), sync);
+}
+
+void ResultJournal::append_line(const std::string& key, std::string line, bool sync) {
   std::lock_guard<std::mutex> lock(mu_);
   if (done_.count(key) != 0) {
     throw Error(

@@ -36,10 +36,18 @@ class ResultJournal {
   // wrote an item twice has a bug). Thread-safe. `sync` fdatasyncs the file after the write
   // (durable across a power loss, not only a process kill).
   void append(const nlohmann::json& record, bool sync = false);
+  // The same for a record built as ordered_json: its members are written in the order the
+  // caller inserted them (OpenAI's batch output lists id, custom_id, response, error, in that
+  // order). A separate name, not an overload: a braced list would fit both.
+  void append_ordered(const nlohmann::ordered_json& record, bool sync = false);
 
   const std::string& path() const { return path_; }
 
  private:
+  template <class Json>
+  void append_record(const Json& record, bool sync);
+  void append_line(const std::string& key, std::string line, bool sync);
+
   std::string path_;
   std::string key_field_;
   int fd_ = -1;

@@ -124,6 +124,7 @@ PlanShape plan_shape_from_config(const ModelConfig& c, const std::string& name) 
   s.head_dim = c.head_dim;
   s.max_position_embeddings = c.max_position_embeddings;
   s.tied_embeddings = c.tie_word_embeddings;
+  s.num_labels = c.is_reward_model() ? c.num_labels : 0;
   return s;
 }
 
@@ -148,6 +149,7 @@ PlanShape plan_shape_named(const std::string& name) {
   s.head_dim = j.at("head_dim").get<int64_t>();
   s.max_position_embeddings = j.at("max_position_embeddings").get<int64_t>();
   s.tied_embeddings = j.at("tie_word_embeddings").get<bool>();
+  s.num_labels = j.contains("id2label") ? int64_t(j.at("id2label").size()) : 0;
   return s;
 }
 
@@ -165,7 +167,10 @@ int64_t activation_workspace_bytes(const PlanShape& s, const PlanOptions& o, boo
   const int64_t q = s.num_heads * s.head_dim, kv = s.num_kv_heads * s.head_dim;
   const int64_t i = ceil_div(s.intermediate_size, tp);
   int64_t bytes = T * a * (2 * h + (q + 2 * kv) / tp + q / tp + 3 * i);
-  if (last_stage) bytes += o.max_num_seqs * 4 * (ceil_div(s.vocab_size, tp) + s.vocab_size);
+  // fp32 logits: the rank's shard and the gathered row (a reward model: its few scores).
+  if (last_stage)
+    bytes += o.max_num_seqs * 4 *
+             (s.num_labels > 0 ? 2 * s.num_labels : ceil_div(s.vocab_size, tp) + s.vocab_size);
   if (o.pipeline_parallel_size > 1) {
     const int64_t m = o.micro_batches > 0 ? o.micro_batches : o.pipeline_parallel_size;
     bytes += 2 * m * T * h * a;
@@ -202,9 +207,12 @@ MemoryPlan plan_memory(const PlanShape& shape, const PlanOptions& options) {
   const LayerBytes full8 = layer_bytes(shape, 1, o.weight_dtype, true);
   for (int64_t l = 0; l < shape.num_layers; ++l)
     p.model_weight_bytes += full.attention + full.norms + (fp8_layer(l) ? full8.ffn : full.ffn);
-  p.model_weight_bytes +=
-      shape.vocab_size * shape.hidden_size * w * (shape.tied_embeddings ? 1 : 2);
-  p.model_weight_bytes += shape.hidden_size * w;  // final norm
+  p.model_weight_bytes += shape.vocab_size * shape.hidden_size * w;  // embedding
+  if (shape.num_labels > 0)
+    p.model_weight_bytes += shape.num_labels * shape.hidden_size * w;  // score head
+  else if (!shape.tied_embeddings)
+    p.model_weight_bytes += shape.vocab_size * shape.hidden_size * w;  // lm_head
+  p.model_weight_bytes += shape.hidden_size * w;                       // final norm
 
   const LayerBytes lb = layer_bytes(shape, tp, o.weight_dtype, false);
   const LayerBytes lb8 = layer_bytes(shape, tp, o.weight_dtype, true);
@@ -228,7 +236,9 @@ MemoryPlan plan_memory(const PlanShape& shape, const PlanOptions& options) {
     if (l.last_stage()) {
       st.weights.norms += shape.hidden_size * w;
       // Tied and on the same rank as the embedding: the head is the embedding matrix.
-      if (!(shape.tied_embeddings && l.first_stage()))
+      if (shape.num_labels > 0)
+        st.weights.lm_head = shape.num_labels * shape.hidden_size * w;  // replicated, tiny
+      else if (!(shape.tied_embeddings && l.first_stage()))
         st.weights.lm_head = ceil_div(shape.vocab_size, tp) * shape.hidden_size * w;
     }
     st.activation_bytes = activation_workspace_bytes(shape, o, l.last_stage());

@@ -33,6 +33,9 @@ struct PlanShape {
   int64_t head_dim = 0;
   int64_t max_position_embeddings = 0;
   bool tied_embeddings = false;
+  // > 0: a reward model (LlamaForSequenceClassification): its head is `score.weight`
+  // [num_labels, hidden], replicated on every rank of the last stage, instead of lm_head.
+  int64_t num_labels = 0;
 };
 
 // From a checkpoint's config (herd plan --model DIR).

@@ -17,43 +17,12 @@
 namespace herd {
 namespace {
 
+using testing::Collector;
 using testing::greedy_request;
 using testing::make_test_engine;
 using testing::seeded_request;
 using testing::test_prompt;
 using testing::tiny_engine_options;
-
-// Collects every delta of one request.
-struct Collector {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<Output> deltas;
-  bool done = false;
-  std::function<void(const Output&)> on_final;  // called (engine thread) on the final delta
-  OutputSink sink() {
-    return [this](const Output& o) {
-      {
-        std::lock_guard<std::mutex> l(mu);
-        deltas.push_back(o);
-      }
-      if (o.request_finished && on_final) on_final(o);
-      std::lock_guard<std::mutex> l(mu);
-      if (o.request_finished) done = true;
-      cv.notify_all();
-    };
-  }
-  void wait() {
-    std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return done; });
-  }
-  std::vector<int32_t> tokens() {
-    std::lock_guard<std::mutex> l(mu);
-    std::vector<int32_t> t;
-    for (const Output& o : deltas) t.insert(t.end(), o.token_ids.begin(), o.token_ids.end());
-    return t;
-  }
-  const Output& last() { return deltas.back(); }
-};
 
 // Runs "victim" and "bystander" together; the hook poisons the victim's row with `bad` at its
 // third sampled token. The bystander must produce exactly what it produces alone.

@@ -1,12 +1,16 @@
 // Shared helpers of the engine tests: a seeded tiny checkpoint written once per process, an
-// engine over it with a KV pool of an exact number of blocks, and greedy/seeded requests.
+// engine over it with a KV pool of an exact number of blocks, greedy/seeded requests, and a
+// collector of one request's streamed deltas.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -82,5 +86,37 @@ inline Request seeded_request(std::string id, std::vector<int32_t> prompt, int m
   r.params.n = n;
   return r;
 }
+
+// Collects every delta of one request.
+struct Collector {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Output> deltas;
+  bool done = false;
+  std::function<void(const Output&)> on_final;  // called (engine thread) on the final delta
+  OutputSink sink() {
+    return [this](const Output& o) {
+      {
+        std::lock_guard<std::mutex> l(mu);
+        deltas.push_back(o);
+      }
+      if (o.request_finished && on_final) on_final(o);
+      std::lock_guard<std::mutex> l(mu);
+      if (o.request_finished) done = true;
+      cv.notify_all();
+    };
+  }
+  void wait() {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return done; });
+  }
+  std::vector<int32_t> tokens() {
+    std::lock_guard<std::mutex> l(mu);
+    std::vector<int32_t> t;
+    for (const Output& o : deltas) t.insert(t.end(), o.token_ids.begin(), o.token_ids.end());
+    return t;
+  }
+  const Output& last() { return deltas.back(); }
+};
 
 }  // namespace herd::testing

@@ -91,6 +91,19 @@ TEST_F(Batch, AnswersBothEndpointsInOpenAIBatchFormat) {
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << summary;
   auto lines = read_lines(file("out.jsonl"));
   ASSERT_EQ(lines.size(), 2u);
+  // The members come in OpenAI's order, as written (json sorts keys; ordered_json keeps them).
+  {
+    std::ifstream in(file("out.jsonl"));
+    for (std::string raw; std::getline(in, raw);) {
+      const auto l = nlohmann::ordered_json::parse(raw);
+      std::vector<std::string> keys, response_keys;
+      for (const auto& [k, v] : l.items()) keys.push_back(k);
+      for (const auto& [k, v] : l["response"].items()) response_keys.push_back(k);
+      EXPECT_EQ(keys, (std::vector<std::string>{"id", "custom_id", "response", "error"})) << raw;
+      EXPECT_EQ(response_keys, (std::vector<std::string>{"status_code", "request_id", "body"}));
+      EXPECT_EQ(l["response"]["body"].begin().key(), "id") << raw;  // the completion's own order
+    }
+  }
   std::map<std::string, json> by_id;
   for (const auto& l : lines) by_id[l["custom_id"].get<std::string>()] = l;
   const json& chat = by_id.at("chat-1");

@@ -171,6 +171,25 @@ TEST(MemoryPlan, TiedEmbeddingsShareTheHeadOnlyOnOneStage) {
   EXPECT_EQ(two.stages[1].weights.lm_head, (128256LL / 2) * 2048 * 2);
 }
 
+// A reward model (LlamaForSequenceClassification) has a [num_labels, hidden] score head,
+// replicated on the last stage, instead of the vocabulary-sized lm_head; its logits workspace
+// holds num_labels scores, not a vocabulary row.
+TEST(MemoryPlan, RewardModelCountsItsScoreHeadNotAnLmHead) {
+  const PlanShape rm = plan_shape_named("llama3-8b-rm");
+  const PlanShape lm = plan_shape_named("llama3-8b");
+  ASSERT_EQ(rm.num_labels, 1);
+  ASSERT_EQ(lm.num_labels, 0);
+  const MemoryPlan r = plan_memory(rm, options(2, 2));
+  const MemoryPlan l = plan_memory(lm, options(2, 2));
+  EXPECT_EQ(r.stages[1].weights.lm_head, 1 * 4096 * 2);  // not vocab-split: on every TP rank
+  EXPECT_EQ(l.stages[1].weights.lm_head, (128256LL / 2) * 4096 * 2);
+  EXPECT_EQ(l.model_weight_bytes - r.model_weight_bytes, (128256LL - 1) * 4096 * 2);
+  const int64_t seqs = r.options.max_num_seqs;
+  EXPECT_EQ(l.stages[1].activation_bytes - r.stages[1].activation_bytes,
+            seqs * 4 * (128256LL / 2 + 128256LL - 2));
+  EXPECT_EQ(r.stages[0].activation_bytes, l.stages[0].activation_bytes);  // no head there
+}
+
 TEST(MemoryPlan, KvDtypeAndBlockSize) {
   PlanOptions o = options(8, 2);
   o.kv_dtype = DType::kF32;

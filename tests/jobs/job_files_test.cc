@@ -115,6 +115,24 @@ TEST_F(JobFilesTest, JournalReopenCutsTheTornLineAndReportsWhatIsDone) {
   EXPECT_EQ(ids, (std::vector<std::string>{"a", "7", "b"}));
 }
 
+// OpenAI's batch output lists id, custom_id, response, error in that order; clients that diff
+// files or read them by eye rely on it, so an ordered record keeps its insertion order.
+TEST_F(JobFilesTest, OrderedRecordsKeepTheirMemberOrder) {
+  const std::string p = path("out.jsonl");
+  ResultJournal j(p, "custom_id");
+  nlohmann::ordered_json r;
+  r["id"] = "batch_req_1";
+  r["custom_id"] = "zeta";
+  r["response"] = nullptr;
+  r["error"] = nlohmann::ordered_json{{"code", "x"}, {"message", "m"}};
+  j.append_ordered(r);
+  EXPECT_EQ(read(p),
+            "{\"id\":\"batch_req_1\",\"custom_id\":\"zeta\",\"response\":null,"
+            "\"error\":{\"code\":\"x\",\"message\":\"m\"}}\n");
+  EXPECT_TRUE(j.done("zeta"));
+  EXPECT_THROW(j.append_ordered(r), Error);  // the same key twice is a bug, as for append()
+}
+
 TEST_F(JobFilesTest, JournalRefusesADuplicateKeyAndAForeignFile) {
   const std::string p = path("out.jsonl");
   ResultJournal j(p, "custom_id");

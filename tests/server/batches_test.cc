@@ -33,10 +33,12 @@ std::string batch_input(int n, const std::string& url = "/v1/completions") {
 
 class Batches : public ServerTest {
  protected:
-  void start_with_state(FakeEngineOptions eopts = {}, int in_flight = 32) {
+  void start_with_state(FakeEngineOptions eopts = {}, int in_flight = 32,
+                        int64_t expiry_s = 24 * 3600) {
     server::ServerOptions o;
     o.state_dir = state_.path();
     o.batch_max_in_flight = in_flight;
+    o.batch_expiry_s = expiry_s;
     o.max_body_bytes = 64 * 1024;
     start(o, std::move(eopts));
   }
@@ -149,7 +151,7 @@ TEST_F(Batches, RunToCompletionInOpenAIShapes) {
   ASSERT_EQ(post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 2}})->status, 200);
   std::map<int, int> priorities;
   for (const auto& r : engine_->received()) ++priorities[r.priority];
-  EXPECT_EQ(priorities[server::kBatchPriority], 3);
+  EXPECT_EQ(priorities[kBatchPriority], 3);
   EXPECT_EQ(priorities[0], 1);
 }
 
@@ -213,6 +215,49 @@ TEST_F(Batches, CancelStopsTheBatch) {
   EXPECT_LT(b["request_counts"]["completed"].get<int>(), 50);
   EXPECT_EQ(lines(content(b["output_file_id"])).size(),
             b["request_counts"]["completed"].get<size_t>());
+}
+
+// A batch that outlives its window (here 2 s, 24 h by default) ends `expired`: the answered
+// requests stay in the output file, every other one gets a batch_expired line in the error
+// file, and the counts add up. A second batch queued behind it expires without running.
+TEST_F(Batches, ExpiredBatchKeepsItsAnswersAndFailsTheRest) {
+  const int n = 50;
+  FakeEngineOptions eo;
+  eo.token_delay = std::chrono::microseconds(2000);  // 50 tokens: ~0.1 s a request, 5 s in all
+  start_with_state(eo, 1, /*expiry_s=*/2);
+  json f = upload(batch_input(n));
+  const json create_body = {
+      {"input_file_id", f["id"]}, {"endpoint", "/v1/completions"}, {"completion_window", "24h"}};
+  json b = create(create_body);
+  json queued = create(create_body);
+  EXPECT_EQ(b["expires_at"].get<int64_t>() - b["created_at"].get<int64_t>(), 2);
+  b = wait_for(b["id"], [](const json& x) { return x["status"] == "expired"; });
+  EXPECT_FALSE(b["expired_at"].is_null());
+  EXPECT_TRUE(b["completed_at"].is_null());
+  const int completed = b["request_counts"]["completed"];
+  EXPECT_GE(completed, 1);
+  EXPECT_LT(completed, n);
+  EXPECT_EQ(b["request_counts"]["failed"].get<int>(), n - completed);
+  EXPECT_EQ(b["request_counts"]["total"].get<int>(), n);
+  std::map<std::string, int> seen;
+  for (const auto& l : lines(content(b["output_file_id"]))) {
+    EXPECT_EQ(l["response"]["status_code"], 200);
+    ++seen[l["custom_id"]];
+  }
+  EXPECT_EQ(seen.size(), size_t(completed));
+  for (const auto& l : lines(content(b["error_file_id"]))) {
+    EXPECT_EQ(l["error"]["code"], "batch_expired") << l.dump();
+    EXPECT_TRUE(l["response"].is_null());
+    ++seen[l["custom_id"]];
+  }
+  EXPECT_EQ(seen.size(), size_t(n));  // every custom_id answered once, in one file or the other
+  for (const auto& [cid, count] : seen) EXPECT_EQ(count, 1) << cid;
+
+  queued = wait_for(queued["id"], [](const json& x) { return x["status"] == "expired"; });
+  EXPECT_EQ(queued["request_counts"]["completed"], 0);
+  EXPECT_EQ(queued["request_counts"]["failed"], n);
+  EXPECT_TRUE(queued["output_file_id"].is_null());  // nothing answered: no output file
+  EXPECT_EQ(lines(content(queued["error_file_id"])).size(), size_t(n));
 }
 
 TEST_F(Batches, RestartMidBatchResumesWithoutDuplicates) {
