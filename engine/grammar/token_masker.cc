@@ -171,7 +171,6 @@ bool TokenMasker::walk_uncertain(const PositionMask& pm, const Stack& start,
     out.insert(out.end(), ids.begin() + b, ids.begin() + e);
     ++i;
   }
-  std::sort(out.begin(), out.end());
   return true;
 }
 
@@ -207,7 +206,8 @@ const TokenMasker::TokenSet& TokenMasker::context_mask(const Stack& stack,
     }
     top_k(k);
     if (walk_uncertain(pm, key, ids)) {
-      context_lengths_[top].push_back(uint32_t(k));
+      std::vector<uint32_t>& ks = context_lengths_[top];
+      if (std::find(ks.begin(), ks.end(), uint32_t(k)) == ks.end()) ks.push_back(uint32_t(k));
       break;
     }
   }
