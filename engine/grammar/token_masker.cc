@@ -7,9 +7,6 @@ namespace {
 
 constexpr size_t kUncertainTrieMin = 64;  // fewer uncertain tokens are checked one by one
 constexpr size_t kStateCacheBytes = size_t(8) << 20;  // per grammar: 512 masks of 128k tokens
-// Per grammar. Context entries are mostly short id lists; past this the cache starts over
-// (a grammar whose stacks keep meeting new contexts, e.g. ever-deeper closing brackets).
-constexpr size_t kContextCacheBytes = size_t(32) << 20;
 
 // A state as a flat key: each stack's length then its elements.
 std::vector<uint32_t> state_key(const StackSet& state) {
@@ -46,8 +43,11 @@ void TokenMasker::TokenSet::add_to(TokenBitset& mask) const {
 }
 
 TokenMasker::TokenMasker(std::shared_ptr<const Grammar> grammar,
-                         std::shared_ptr<const TokenTrie> trie)
-    : walk_grammar_(*grammar), grammar_(std::move(grammar)), trie_(std::move(trie)) {
+                         std::shared_ptr<const TokenTrie> trie, size_t context_cache_bytes)
+    : walk_grammar_(*grammar),
+      grammar_(std::move(grammar)),
+      trie_(std::move(trie)),
+      max_context_bytes_(context_cache_bytes) {
   const size_t bytes = std::max<size_t>(1, bitset_words(trie_->vocab_size()) * 8);
   max_states_ = std::max<size_t>(16, kStateCacheBytes / bytes);
   sentinel_ = uint32_t(walk_grammar_.elements.size());
@@ -213,7 +213,7 @@ const TokenMasker::TokenSet& TokenMasker::context_mask(const Stack& stack,
   }
   TokenSet set = TokenSet::of(std::move(ids), trie_->vocab_size());
   const size_t bytes = set.bytes() + key.size() * sizeof(uint32_t) + 64;
-  if (context_bytes_ + bytes > kContextCacheBytes) {
+  if (context_bytes_ + bytes > max_context_bytes_) {
     // Start over; keep the lengths of the key just computed.
     std::vector<uint32_t> kept;
     if (key[0] == sentinel_) kept.push_back(uint32_t(key.size() - 1));

@@ -41,7 +41,13 @@ inline void bitset_set(TokenBitset& b, int32_t id) {
 
 class TokenMasker {
  public:
-  TokenMasker(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenTrie> trie);
+  // Per grammar, context-dependent sets are cached up to this many bytes (mostly short id
+  // lists); past it that cache starts over (a grammar whose stacks keep meeting new contexts,
+  // e.g. ever-deeper closing brackets).
+  static constexpr size_t kDefaultContextCacheBytes = size_t(32) << 20;
+
+  TokenMasker(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenTrie> trie,
+              size_t context_cache_bytes = kDefaultContextCacheBytes);
 
   const Grammar& grammar() const { return *grammar_; }
   const TokenTrie& trie() const { return *trie_; }
@@ -110,6 +116,7 @@ class TokenMasker {
   // For each top position, the k of its sentinel keys (the lengths to try on lookup).
   std::unordered_map<uint32_t, std::vector<uint32_t>> context_lengths_;
   size_t context_bytes_ = 0;
+  size_t max_context_bytes_ = 0;
   size_t context_walks_ = 0;
 };
 

@@ -67,9 +67,10 @@ std::optional<StackSet> state_after(const Grammar& g, const Probe& p, int depth,
 // ones cached); each probe's mask is compared with brute force, then `steps` random allowed
 // tokens are taken from it, comparing again after each.
 void check_depths(const std::shared_ptr<const TokenTrie>& trie, const Probe& p,
-                  const std::vector<int>& depths, int steps) {
+                  const std::vector<int>& depths, int steps,
+                  size_t context_cache_bytes = TokenMasker::kDefaultContextCacheBytes) {
   auto g = std::make_shared<const Grammar>(compile_json_schema(json::parse(p.schema), "rf"));
-  TokenMasker masker(g, trie);
+  TokenMasker masker(g, trie, context_cache_bytes);
   std::mt19937 rng(5);
   for (int depth : depths) {
     for (const std::string& probe : p.probes) {
@@ -97,6 +98,13 @@ TEST(RecursiveMask, MatchesBruteForceAtEveryDepthOnSmallVocabulary) {
     check_depths(trie, p, {0, 1, 2, 3, 5, 7, 9}, 8);
     check_depths(trie, p, {9, 4, 1, 0}, 8);  // deep first: shallow states meet deep entries
   }
+}
+
+// A context cache too small for even two entries starts over at almost every miss: masks
+// stay exact.
+TEST(RecursiveMask, ContextCacheStartingOverStaysExact) {
+  auto trie = std::make_shared<const TokenTrie>(testing::small_vocab(), std::vector<bool>{});
+  for (const Probe& p : probes()) check_depths(trie, p, {1, 3, 7, 2}, 6, /*bytes=*/100);
 }
 
 // The point of the cache: the same relative states one nesting level deeper walk no
