@@ -160,8 +160,8 @@ class HerdService final : public pb::Herd::Service {
         const auto declared = nlohmann::ordered_json::parse(req->tools_json(), nullptr,
                                                             /*allow_exceptions=*/false);
         const auto kept = tools_in_declared_order(declared, forced);
-        er.params.response_format = kept ? tool_call_format(*kept, "tools_json")
-                                         : tool_call_format(forced, "tools_json");
+        er.params.response_format =
+            kept ? tool_call_format(*kept, "tools_json") : tool_call_format(forced, "tools_json");
       }
       if (choice == "none") fo.tools = nlohmann::json::array();
       // The prompt is rendered after tool_choice: "none" offers no tools, a named function

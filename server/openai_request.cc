@@ -287,8 +287,8 @@ ResponseFormat tool_call_format(const nlohmann::ordered_json& tools, const std::
   return f;
 }
 
-std::optional<nlohmann::ordered_json> tools_in_declared_order(const nlohmann::ordered_json& declared,
-                                                              const json& forced_tools) {
+std::optional<nlohmann::ordered_json> tools_in_declared_order(
+    const nlohmann::ordered_json& declared, const json& forced_tools) {
   if (!declared.is_array()) return std::nullopt;
   nlohmann::ordered_json kept = nlohmann::ordered_json::array();
   for (const auto& t : declared)

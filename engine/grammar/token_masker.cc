@@ -51,8 +51,7 @@ TokenMasker::TokenMasker(std::shared_ptr<const Grammar> grammar,
   const size_t bytes = std::max<size_t>(1, bitset_words(trie_->vocab_size()) * 8);
   max_states_ = std::max<size_t>(16, kStateCacheBytes / bytes);
   sentinel_ = uint32_t(walk_grammar_.elements.size());
-  walk_grammar_.elements.push_back(
-      Element{Element::kBytes, uint32_t(walk_grammar_.sets.size())});
+  walk_grammar_.elements.push_back(Element{Element::kBytes, uint32_t(walk_grammar_.sets.size())});
   walk_grammar_.elements.push_back(Element{Element::kEnd, 0});  // never reached: matches nothing
   walk_grammar_.sets.push_back(ByteSet{});
 }
@@ -174,8 +173,7 @@ bool TokenMasker::walk_uncertain(const PositionMask& pm, const Stack& start,
   return true;
 }
 
-const TokenMasker::TokenSet& TokenMasker::context_mask(const Stack& stack,
-                                                       const PositionMask& pm) {
+const TokenMasker::TokenSet& TokenMasker::context_mask(const Stack& stack, const PositionMask& pm) {
   // mu_ is held by the caller.
   const uint32_t top = stack.back();
   const size_t n = stack.size();

@@ -76,7 +76,7 @@ class TokenMasker {
   };
   struct PositionMask {
     TokenSet accepted;
-    std::vector<int32_t> uncertain;     // context-dependent tokens
+    std::vector<int32_t> uncertain;  // context-dependent tokens
     // When there are many (e.g. after an optional space, every token that starts with a
     // space), the uncertain tokens as a trie of their own: checking them walks shared prefixes
     // once instead of each token's bytes.
@@ -89,8 +89,7 @@ class TokenMasker {
   const TokenSet& context_mask(const Stack& stack, const PositionMask& pm);
   // The tokens of `pm.uncertain` that `start` accepts, into `out`; false when a walk uncovered
   // the sentinel (the answer needs more of the stack than `start` holds).
-  bool walk_uncertain(const PositionMask& pm, const Stack& start,
-                      std::vector<int32_t>& out) const;
+  bool walk_uncertain(const PositionMask& pm, const Stack& start, std::vector<int32_t>& out) const;
 
   // grammar_ plus one element, sentinel_: a byte set that matches nothing, put under the top
   // elements of a stack to stand for the rest of it.
