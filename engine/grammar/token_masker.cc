@@ -1,6 +1,7 @@
 #include "engine/grammar/token_masker.h"
 
 #include <algorithm>
+#include <cstddef>
 
 namespace herd::grammar {
 namespace {
