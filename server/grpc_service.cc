@@ -154,7 +154,14 @@ class HerdService final : public pb::Herd::Service {
           throw InvalidArgument("params.json_schema",
                                 "a JSON format cannot be combined with a forced tool call");
         if (!req->tool_choice_function().empty()) fo.tools = forced;
-        er.params.response_format = tool_call_format(forced, "tools_json");
+        // `forced` came from a json parse, which sorts keys: the schema is built from the
+        // tools re-read in their declared key order, as the HTTP route does from its body
+        // (tools_json was parsed, depth-bounded, above: this parse cannot fail or nest deeper).
+        const auto declared = nlohmann::ordered_json::parse(req->tools_json(), nullptr,
+                                                            /*allow_exceptions=*/false);
+        const auto kept = tools_in_declared_order(declared, forced);
+        er.params.response_format =
+            kept ? tool_call_format(*kept, "tools_json") : tool_call_format(forced, "tools_json");
       }
       if (choice == "none") fo.tools = nlohmann::json::array();
       // The prompt is rendered after tool_choice: "none" offers no tools, a named function

@@ -287,6 +287,23 @@ ResponseFormat tool_call_format(const nlohmann::ordered_json& tools, const std::
   return f;
 }
 
+std::optional<nlohmann::ordered_json> tools_in_declared_order(
+    const nlohmann::ordered_json& declared, const json& forced_tools) {
+  if (!declared.is_array()) return std::nullopt;
+  nlohmann::ordered_json kept = nlohmann::ordered_json::array();
+  for (const auto& t : declared)
+    for (const json& ft : forced_tools)
+      if (t.is_object() && t.contains("function") && t["function"].is_object() &&
+          t["function"].contains("name") &&
+          // Compared as text: ordered_json and json do not compare with == under clang.
+          t["function"]["name"].dump() == ft["function"]["name"].dump()) {
+        kept.push_back(t);
+        break;
+      }
+  if (kept.size() != forced_tools.size()) return std::nullopt;
+  return kept;
+}
+
 void keep_schema_key_order(const std::string& body, SamplingParams& p, const json& forced_tools) {
   ResponseFormat& f = p.response_format;
   if (f.type != ResponseFormat::Type::kJsonSchema) return;
@@ -295,18 +312,9 @@ void keep_schema_key_order(const std::string& body, SamplingParams& p, const jso
   const auto b = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (b.is_discarded() || !b.is_object()) return;
   if (f.param == "tools") {
-    if (!b.contains("tools") || !b["tools"].is_array()) return;
-    nlohmann::ordered_json kept = nlohmann::ordered_json::array();
-    for (const auto& t : b["tools"])
-      for (const json& ft : forced_tools)
-        if (t.is_object() && t.contains("function") && t["function"].is_object() &&
-            t["function"].contains("name") &&
-            // Compared as text: ordered_json and json do not compare with == under clang.
-            t["function"]["name"].dump() == ft["function"]["name"].dump()) {
-          kept.push_back(t);
-          break;
-        }
-    if (kept.size() == forced_tools.size()) f = tool_call_format(kept, "tools");
+    if (!b.contains("tools")) return;
+    if (auto kept = tools_in_declared_order(b["tools"], forced_tools))
+      f = tool_call_format(*kept, "tools");
     return;
   }
   const auto rf = b.find("response_format");

@@ -96,6 +96,11 @@ ResponseFormat tool_call_format(const nlohmann::ordered_json& tools, const std::
 // `forced_tools`) from the raw request `body`, in the body's own key order.
 void keep_schema_key_order(const std::string& body, SamplingParams& p,
                            const nlohmann::json& forced_tools);
+// The tools of `forced_tools` taken again, matched by function name, from `declared`: the same
+// list parsed as ordered_json, in the client's own key order (so a forced call's parameters
+// follow the declared property order). nullopt when some forced tool is not there.
+std::optional<nlohmann::ordered_json> tools_in_declared_order(
+    const nlohmann::ordered_json& declared, const nlohmann::json& forced_tools);
 // A per-request prefix-cache salt: non-empty, at most kMaxCacheSaltBytes.
 void validate_cache_salt(const std::string& salt, const std::string& param);
 

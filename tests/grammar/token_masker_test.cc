@@ -14,35 +14,15 @@
 
 #include "engine/grammar/json_schema_compiler.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "tests/grammar/brute_force_mask.h"
 
 namespace herd::grammar {
 namespace {
 
 using json = nlohmann::ordered_json;
 
-TokenBitset brute_force(const Grammar& g, const TokenTrie& t, const StackSet& state) {
-  TokenBitset m(bitset_words(t.vocab_size()), 0);
-  for (int32_t id = 0; id < t.vocab_size(); ++id) {
-    if (t.bytes(id).empty()) continue;
-    StackSet s = state;
-    if (advance_bytes(g, s, t.bytes(id))) bitset_set(m, id);
-  }
-  return m;
-}
-
-std::vector<std::string> small_vocab() {
-  std::vector<std::string> v;
-  for (int b = 0; b < 256; ++b) v.push_back(std::string(1, char(b)));  // every byte
-  for (const char* s : {"{\"",          "\":",  "\": \"", "\",",  "\", \"",  "\"}",      "\"},",
-                        "}]",           "]}",   "[{",     "name", "age",     "true",     "false",
-                        "null",         "nul",  "12",     "3.",   ".5",      "e+",       "\\n",
-                        "\\u00",        "ab\"", "\"a",    "\xC3", "\xA9\"",  "\xE2\x82", "\xAC",
-                        "\xF0\x9F\x98", " \"",  ", ",     "red",  "\"red\"", "green",    "},{\"",
-                        "0,",           "-1",   "[]",     "{}",   "\"\"",    "\":[",     "\",\"",
-                        "\"]",          "1e",   "99"})
-    v.push_back(s);
-  return v;
-}
+using testing::brute_force;
+using testing::small_vocab;
 
 std::vector<json> schemas() {
   return {

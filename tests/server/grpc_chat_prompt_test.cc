@@ -1,5 +1,6 @@
 // gRPC Chat encodes messages with encode_llama31_chat, like the HTTP chat route: special-token
-// text in content stays text, and deep tool-call arguments are refused, not recursed into.
+// text in content stays text, deep tool-call arguments are refused, not recursed into, and a
+// forced tool call's schema keeps the declared key order.
 #ifdef HERD_HAVE_GRPC
 
 #include <grpcpp/grpcpp.h>
@@ -107,6 +108,38 @@ TEST_F(GrpcChatPromptTest, DeepToolCallArgumentsAreInvalidArgument) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_NE(s.error_message().find("deeper"), std::string::npos) << s.error_message();
   EXPECT_TRUE(engine_->received().empty());
+}
+
+// Over HTTP a forced call's parameters follow the schema's property order (the body is
+// re-read in its own key order); tools_json must too, not come out alphabetical.
+TEST_F(GrpcChatPromptTest, ForcedToolCallKeepsDeclaredPropertyOrder) {
+  for (const char* choice : {"required", ""}) {
+    pb::ChatRequest req;
+    auto* u = req.add_messages();
+    u->set_role("user");
+    u->set_content("hi");
+    // Written by hand: "z" before "y", and "parameters" before "name" in the function object.
+    req.set_tools_json(
+        R"([{"type":"function","function":{"parameters":{"type":"object","properties":)"
+        R"({"z":{"type":"integer"},"y":{"type":"boolean"},"x":{"type":"string"}}},"name":"a"}},)"
+        R"({"type":"function","function":{"name":"b"}}])");
+    req.set_tool_choice(choice);
+    if (std::string(choice).empty()) req.set_tool_choice_function("a");
+    req.mutable_params()->set_max_tokens(2);
+    ASSERT_TRUE(chat(req).ok()) << choice;
+  }
+  auto received = engine_->received();
+  ASSERT_EQ(received.size(), 2u);
+  for (const Request& r : received) {
+    ASSERT_EQ(r.params.response_format.type, ResponseFormat::Type::kJsonSchema);
+    const std::string& s = r.params.response_format.schema;
+    EXPECT_LT(s.find("\"z\""), s.find("\"y\"")) << s;
+    EXPECT_LT(s.find("\"y\""), s.find("\"x\"")) << s;
+    EXPECT_LT(s.find("\"name\""), s.find("\"parameters\"")) << s;  // Llama 3.1's call order
+  }
+  // "required" offers both tools (anyOf, in the declared order); the named one only "a".
+  EXPECT_NE(received[0].params.response_format.schema.find("\"b\""), std::string::npos);
+  EXPECT_EQ(received[1].params.response_format.schema.find("\"b\""), std::string::npos);
 }
 
 }  // namespace
