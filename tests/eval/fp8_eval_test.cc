@@ -6,10 +6,11 @@
 #include <cmath>
 
 #include "engine/eval/eval_model.h"
+#include "engine/eval/eval_stats.h"
 #include "engine/eval/fp8_eval.h"
 #include "engine/eval/teacher_forcing.h"
 #include "engine/model/weights.h"
-#include "tests/api/engine_test_util.h"
+#include "tests/eval/tiny_models.h"
 
 namespace herd::eval {
 namespace {
