@@ -77,7 +77,10 @@ int run_eval_fp8(const std::vector<std::string>& args) {
 
   auto backend = make_backend(f.str("device", "cpu"), int(threads));
   const eval::Fp8EvalResult res = eval::run_fp8_eval(*backend, o, stderr);
-  const std::string text = res.report.dump(2) + "\n";
+  // Continuations of random or tiny models may end inside a UTF-8 sequence: such bytes become
+  // U+FFFD rather than failing the report.
+  const std::string text =
+      res.report.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
   if (!json_out.empty()) write_text(json_out, text, "--json");
   if (!svg.empty()) {
     const std::string title = "Reward scores of " + std::to_string(res.reference_scores.size()) +

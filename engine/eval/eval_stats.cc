@@ -27,6 +27,12 @@ double kl_divergence(const float* p_logits, const float* q_logits, int64_t n) {
   return std::max(kl, 0.0);
 }
 
+double entropy(const float* logits, int64_t n) {
+  double h = 0;
+  for (double lp : log_softmax(logits, n)) h -= std::exp(lp) * lp;
+  return std::max(h, 0.0);
+}
+
 int64_t argmax(const float* logits, int64_t n) {
   return int64_t(std::max_element(logits, logits + n) - logits);
 }

@@ -17,6 +17,9 @@ std::vector<double> log_softmax(const float* logits, int64_t n);
 // negative (a rounding residue below 0 is returned as 0).
 double kl_divergence(const float* p_logits, const float* q_logits, int64_t n);
 
+// Entropy of softmax(logits) in nats.
+double entropy(const float* logits, int64_t n);
+
 // Index of the largest logit (the first one on ties, as std::max_element).
 int64_t argmax(const float* logits, int64_t n);
 

@@ -150,6 +150,8 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
   r["max_tokens"] = o.max_tokens;
   r["tokens_compared"] = cmp.tokens();
   r["kl"] = summary_json(summarize(cmp.kl));
+  r["max_abs_logit_diff"] = summary_json(summarize(cmp.max_abs_logit_diff));
+  r["reference_entropy"] = summary_json(summarize(cmp.reference_entropy));
   r["top1_agreement"] = cmp.tokens() ? double(cmp.top1_agree) / double(cmp.tokens()) : 1.0;
   const Summary ag = summarize(agree);
   r["greedy_agreement"] = ojson{{"mean", ag.mean},
@@ -170,6 +172,7 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
     // Responses first (the reward model's length limit is known only once they are written).
     std::vector<std::vector<int32_t>> ref_in, cand_in;
     int64_t identical = 0;
+    std::vector<double> sampled_agree;  // tokens until the two samples of one seed differ
     size_t rlongest = 0;
     for (size_t i = 0; i < prompts.size(); ++i)
       for (int s = 0; s < o.samples; ++s) {
@@ -177,6 +180,7 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
         const auto a = ref.generate(prompts[i], sample);
         const auto b = cand.generate(prompts[i], sample);
         identical += a == b;
+        sampled_agree.push_back(double(agreement_length(a, b)));
         ref_in.push_back(encode_prompt(*rtok, o.prompts[i] + response_text(*tok, a, stop)));
         cand_in.push_back(encode_prompt(*rtok, o.prompts[i] + response_text(*tok, b, stop)));
         rlongest = std::max({rlongest, ref_in.back().size(), cand_in.back().size()});
@@ -203,6 +207,7 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
                         {"temperature", o.temperature},
                         {"seed", o.seed},
                         {"identical_responses", identical},
+                        {"sampled_agreement_length", summary_json(summarize(sampled_agree))},
                         {"responses", ref_in.size()},
                         {"reference", summary_json(summarize(res.reference_scores))},
                         {"candidate", summary_json(summarize(res.candidate_scores))},

@@ -1,5 +1,8 @@
 #include "engine/eval/teacher_forcing.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "engine/common/error.h"
 #include "engine/eval/eval_stats.h"
 
@@ -12,6 +15,10 @@ void compare_distributions(const float* ref, const float* cand, int64_t rows, in
     const float* q = cand + r * vocab;
     acc.kl.push_back(kl_divergence(p, q, vocab));
     acc.top1_agree += argmax(p, vocab) == argmax(q, vocab);
+    double diff = 0;
+    for (int64_t i = 0; i < vocab; ++i) diff = std::max(diff, std::fabs(double(q[i]) - double(p[i])));
+    acc.max_abs_logit_diff.push_back(diff);
+    acc.reference_entropy.push_back(entropy(p, vocab));
   }
 }
 

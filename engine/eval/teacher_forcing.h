@@ -14,6 +14,10 @@ namespace herd::eval {
 struct TokenComparison {
   std::vector<double> kl;  // KL(reference || candidate) per position, nats
   int64_t top1_agree = 0;  // positions whose argmax is the same
+  // Per position: max |candidate logit - reference logit| (shows the quantization acting even
+  // where the distributions hardly move) and the reference's entropy in nats (a KL reads
+  // differently against a near-uniform or a peaked distribution).
+  std::vector<double> max_abs_logit_diff, reference_entropy;
   int64_t tokens() const { return int64_t(kl.size()); }
 };
 

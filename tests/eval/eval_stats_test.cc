@@ -57,6 +57,13 @@ TEST(LogSoftmax, SumsToOne) {
   EXPECT_NEAR(lp[2] - lp[1], 1.0, 1e-12);
 }
 
+TEST(Entropy, UniformAndPeaked) {
+  const std::vector<float> u(8, 0.5f);
+  EXPECT_NEAR(entropy(u.data(), 8), std::log(8.0), 1e-12);
+  const auto p = logits_of({0.5, 0.25, 0.25});
+  EXPECT_NEAR(entropy(p.data(), 3), 1.5 * std::log(2.0), 1e-7);
+}
+
 TEST(Argmax, FirstOfTies) {
   const std::vector<float> x = {1.0f, 3.0f, 3.0f, -2.0f};
   EXPECT_EQ(argmax(x.data(), 4), 1);

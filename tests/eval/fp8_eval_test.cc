@@ -55,6 +55,7 @@ TEST(Fp8Eval, Fp8AgainstBaselineReportsEveryFigure) {
   EXPECT_GE(r["kl"]["min"].get<double>(), 0.0);
   EXPECT_LE(r["kl"]["p50"].get<double>(), r["kl"]["p99"].get<double>());
   EXPECT_LE(r["kl"]["p99"].get<double>(), r["kl"]["max"].get<double>());
+  EXPECT_GT(r["max_abs_logit_diff"]["max"].get<double>(), 0.0);  // FP8 did change the logits
   const double top1 = r["top1_agreement"].get<double>();
   EXPECT_GE(top1, 0.0);
   EXPECT_LE(top1, 1.0);
@@ -89,6 +90,9 @@ TEST(TeacherForcing, SameModelGivesZeroKlAndFullTop1) {
   ASSERT_EQ(c.tokens(), 10);
   EXPECT_EQ(c.top1_agree, 10);
   for (double kl : c.kl) EXPECT_EQ(kl, 0.0);
+  for (double d : c.max_abs_logit_diff) EXPECT_EQ(d, 0.0);
+  ASSERT_EQ(c.reference_entropy.size(), 10u);
+  EXPECT_GT(c.reference_entropy[0], 0.0);
 }
 
 TEST(Fp8Eval, SampleSeedsDependOnlyOnTheirInputs) {
