@@ -59,10 +59,12 @@ std::vector<int32_t> EvalModel::generate(const std::vector<int32_t>& prompt,
   std::mt19937_64 rng(opts.seed);
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   const int64_t V = head_rows();
+  std::vector<double> gumbel(static_cast<size_t>(V), 0.0);
   std::vector<float> row = prefill_logits(ids, int(ids.size()) - 1);
   for (int g = 0; g < opts.max_tokens; ++g) {
-    const double u = uniform(rng);  // drawn every step, greedy or not: same stream either way
-    const int32_t next = pick_token(row.data(), V, opts.temperature, u);
+    if (opts.temperature > 0)  // a fresh draw per step; greedy draws none
+      for (double& x : gumbel) x = -std::log(-std::log(std::max(uniform(rng), 1e-300)));
+    const int32_t next = pick_token(row.data(), V, opts.temperature, gumbel.data());
     out.push_back(next);
     if (next == opts.stop_id || g + 1 == opts.max_tokens) break;
     ids.push_back(next);
@@ -74,17 +76,18 @@ std::vector<int32_t> EvalModel::generate(const std::vector<int32_t>& prompt,
   return out;
 }
 
-int32_t pick_token(const float* logits, int64_t n, double temperature, double u) {
+int32_t pick_token(const float* logits, int64_t n, double temperature, const double* gumbel) {
   if (!(temperature > 0)) return int32_t(argmax(logits, n));
-  std::vector<float> scaled(logits, logits + n);
-  for (float& v : scaled) v = float(double(v) / temperature);
-  const auto lp = log_softmax(scaled.data(), n);
-  double cdf = 0;
+  int64_t best = 0;
+  double best_v = -INFINITY;
   for (int64_t i = 0; i < n; ++i) {
-    cdf += std::exp(lp[size_t(i)]);
-    if (u < cdf) return int32_t(i);
+    const double v = double(logits[i]) / temperature + gumbel[i];
+    if (v > best_v) {
+      best_v = v;
+      best = i;
+    }
   }
-  return int32_t(argmax(logits, n));  // u beyond the rounded total: the likeliest token
+  return int32_t(best);
 }
 
 }  // namespace herd::eval

@@ -18,7 +18,7 @@ namespace herd::eval {
 struct GenerateOptions {
   int max_tokens = 32;
   double temperature = 0;  // 0: greedy (argmax)
-  uint64_t seed = 0;       // sampling only: the same seed gives the same uniform draws
+  uint64_t seed = 0;       // sampling only: the same seed gives the same Gumbel noise
   int32_t stop_id = -1;    // generation ends after this token (included); -1: never
 };
 
@@ -48,9 +48,12 @@ class EvalModel {
   KvCache kv_;
 };
 
-// Picks a token from logits: argmax when temperature == 0, else the inverse CDF of
-// softmax(logits / temperature) at u in [0, 1) (two models fed the same u pick the same token
-// wherever their distributions agree closely enough: coupled sampling).
-int32_t pick_token(const float* logits, int64_t n, double temperature, double u);
+// Picks a token: argmax of logits / temperature + gumbel (the Gumbel-max trick: with gumbel[i]
+// independent standard Gumbel noise this samples softmax(logits / temperature) exactly), or
+// the plain argmax when temperature == 0. Two models given the same noise pick the same token
+// unless their distributions differ where it matters (the coupling keeps P(differ) near their
+// total-variation distance; an inverse-CDF coupling in vocab order would flip on every small
+// shift of any earlier token's mass).
+int32_t pick_token(const float* logits, int64_t n, double temperature, const double* gumbel);
 
 }  // namespace herd::eval

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "engine/eval/eval_model.h"
@@ -98,16 +99,31 @@ TEST(Summarize, MeanMinMaxAndPercentiles) {
   EXPECT_EQ(summarize({}).count, 0);
 }
 
-TEST(PickToken, GreedyIsArgmaxAndSamplingFollowsTheCdf) {
+TEST(PickToken, GreedyIsArgmaxAndNoiseShiftsTheChoice) {
   const auto l = logits_of({0.2, 0.5, 0.3});
-  EXPECT_EQ(pick_token(l.data(), 3, 0.0, 0.99), 1);
-  EXPECT_EQ(pick_token(l.data(), 3, 1.0, 0.0), 0);
-  EXPECT_EQ(pick_token(l.data(), 3, 1.0, 0.19), 0);
-  EXPECT_EQ(pick_token(l.data(), 3, 1.0, 0.21), 1);
-  EXPECT_EQ(pick_token(l.data(), 3, 1.0, 0.69), 1);
-  EXPECT_EQ(pick_token(l.data(), 3, 1.0, 0.71), 2);
-  // A low temperature sharpens towards the argmax.
-  EXPECT_EQ(pick_token(l.data(), 3, 0.01, 0.1), 1);
+  const std::vector<double> zero(3, 0.0), push_last = {0.0, 0.0, 1.0};
+  EXPECT_EQ(pick_token(l.data(), 3, 0.0, push_last.data()), 1);  // greedy ignores the noise
+  EXPECT_EQ(pick_token(l.data(), 3, 1.0, zero.data()), 1);
+  // log 0.3 + 1 > log 0.5: the noise wins.
+  EXPECT_EQ(pick_token(l.data(), 3, 1.0, push_last.data()), 2);
+  // A low temperature sharpens towards the argmax whatever the noise.
+  EXPECT_EQ(pick_token(l.data(), 3, 0.01, push_last.data()), 1);
+}
+
+TEST(PickToken, GumbelMaxSamplesTheSoftmax) {
+  const auto l = logits_of({0.2, 0.5, 0.3});
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<int> counts(3, 0);
+  const int draws = 20000;
+  std::vector<double> g(3);
+  for (int d = 0; d < draws; ++d) {
+    for (double& x : g) x = -std::log(-std::log(u(rng)));
+    ++counts[size_t(pick_token(l.data(), 3, 1.0, g.data()))];
+  }
+  EXPECT_NEAR(counts[0] / double(draws), 0.2, 0.015);
+  EXPECT_NEAR(counts[1] / double(draws), 0.5, 0.015);
+  EXPECT_NEAR(counts[2] / double(draws), 0.3, 0.015);
 }
 
 }  // namespace
