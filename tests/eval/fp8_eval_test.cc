@@ -48,7 +48,7 @@ TEST(Fp8Eval, Fp8AgainstBaselineReportsEveryFigure) {
   o.reward_dir = testing::tiny_model_dir("tiny-rm");
   const auto res = run_fp8_eval(*be, o, nullptr);
   const auto& r = res.report;
-  EXPECT_EQ(r["quantized_layers"], nlohmann::json::parse("[1, 2]"));  // 4 layers: first, last kept
+  EXPECT_EQ(r["quantized_layers"], nlohmann::ordered_json::parse("[1, 2]"));  // 4 layers: first, last kept
   EXPECT_EQ(r["tokens_compared"].get<int64_t>(), 16);
   const double kl_mean = r["kl"]["mean"].get<double>();
   EXPECT_TRUE(std::isfinite(kl_mean));
