@@ -38,7 +38,7 @@ void write_text(const std::string& path, const std::string& text, const char* fl
 int run_eval_fp8(const std::vector<std::string>& args) {
   Flags f(args,
           {"model", "prompts", "reward", "max-tokens", "samples", "temperature", "seed",
-           "activation-scale-ub", "svg", "json", "device", "threads"},
+           "activation-scale-ub", "svg", "json", "device", "threads", "dtype"},
           {"baseline-only"});
   if (!f.positional().empty())
     throw InvalidArgument("", "unexpected argument '" + f.positional()[0] + "'");
@@ -69,6 +69,10 @@ int run_eval_fp8(const std::vector<std::string>& args) {
     o.activation_scale_ub = float(v);
   }
   o.baseline_only = f.has("baseline-only");
+  const std::string dtype = f.str("dtype", "as-stored");
+  if (dtype != "as-stored" && dtype != "bf16")
+    throw InvalidArgument("dtype", "--dtype takes as-stored or bf16, got '" + dtype + "'");
+  o.reference_bf16 = dtype == "bf16";
   const int64_t threads = f.i64("threads", 0);
   if (threads < 0) throw InvalidArgument("threads", "--threads must be >= 0");
   const std::string svg = f.str("svg", ""), json_out = f.str("json", "");
@@ -87,7 +91,8 @@ int run_eval_fp8(const std::vector<std::string>& args) {
                               " responses per model: " + o.model_dir;
     write_text(svg,
                eval::score_distribution_svg(
-                   title, {{"BF16 (as stored)", "#1f77b4", res.reference_scores},
+                   title, {{"reference (" + res.report["reference"].get<std::string>() + ")", "#1f77b4",
+                     res.reference_scores},
                            {o.baseline_only ? "baseline again" : "FP8 row-wise", "#d62728",
                             res.candidate_scores}}),
                "--svg");
@@ -133,6 +138,7 @@ HERD_COMMAND("eval", "<fp8> [flags]   (quality reports; herd eval fp8 --help)", 
 HERD_COMMAND("eval fp8",
              "--model DIR [--prompts FILE|built-in] [--reward DIR] [--max-tokens 32] "
              "[--samples 4] [--temperature 1] [--seed 0] [--activation-scale-ub 1200|inf] "
+             "[--dtype as-stored|bf16] "
              "[--baseline-only] [--svg out.svg] [--json out.json] [--device cpu] [--threads N]",
              run_eval_fp8);
 

@@ -6,6 +6,7 @@
 
 #include "engine/common/error.h"
 #include "engine/eval/activation_cap.h"
+#include "engine/eval/bf16_cast.h"
 #include "engine/eval/eval_model.h"
 #include "engine/eval/eval_stats.h"
 #include "engine/eval/teacher_forcing.h"
@@ -82,6 +83,8 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
   const auto tok = load_tokenizer(o.model_dir);
 
   auto whole = std::make_shared<const LlamaWeights>(load_llama_weights(o.model_dir, cfg));
+  const std::string stored = std::string(dtype_name(whole->dtype));
+  if (o.reference_bf16) whole = std::make_shared<const LlamaWeights>(cast_llama_weights_bf16(*whole));
   if (load_fp8_quant_config(o.model_dir).present)
     throw InvalidArgument("model", o.model_dir + " is already quantized; give the unquantized "
                                                  "checkpoint (it is quantized at load)");
@@ -141,6 +144,7 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
   ojson& r = res.report;
   r["model"] = o.model_dir;
   r["reference"] = std::string(dtype_name(whole->dtype));
+  r["stored_dtype"] = stored;
   r["candidate"] = o.baseline_only ? std::string("baseline (unquantized)")
                                    : std::string("fp8 row-wise (quantized at load)");
   r["activation_scale_ub"] = o.activation_scale_ub;

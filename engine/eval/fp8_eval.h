@@ -30,6 +30,9 @@ struct Fp8EvalOptions {
   double temperature = 1.0;          // of the sampled responses
   uint64_t seed = 0;
   float activation_scale_ub = 1200.0f;  // 0: uncapped
+  // true: an F32/F16 checkpoint is rounded to BF16 at load (bf16_cast.h) before anything else,
+  // so that the reference is BF16 as in the paper; false: the reference runs as stored.
+  bool reference_bf16 = false;
   // The candidate is the unquantized model too: a self-check (KL 0, 100% agreement).
   bool baseline_only = false;
   std::vector<float> cap_outliers = {2e3f, 1e4f, 1e5f};
