@@ -81,13 +81,13 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
   if (cfg.is_reward_model())
     throw InvalidArgument("model", o.model_dir + " is a reward model; --model takes a causal LM");
   const auto tok = load_tokenizer(o.model_dir);
+  if (load_fp8_quant_config(o.model_dir).present)
+    throw InvalidArgument("model", o.model_dir + " is already quantized; give the unquantized "
+                                                 "checkpoint (it is quantized at load)");
 
   auto whole = std::make_shared<const LlamaWeights>(load_llama_weights(o.model_dir, cfg));
   const std::string stored = std::string(dtype_name(whole->dtype));
   if (o.reference_bf16) whole = std::make_shared<const LlamaWeights>(cast_llama_weights_bf16(*whole));
-  if (load_fp8_quant_config(o.model_dir).present)
-    throw InvalidArgument("model", o.model_dir + " is already quantized; give the unquantized "
-                                                 "checkpoint (it is quantized at load)");
   Fp8QuantizeOptions qo;
   qo.activation_scale_ub = o.activation_scale_ub;
   const std::vector<int64_t> qlayers = fp8_quantized_layers(cfg, qo);

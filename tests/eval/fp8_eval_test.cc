@@ -9,6 +9,8 @@
 #include "engine/eval/eval_stats.h"
 #include "engine/eval/fp8_eval.h"
 #include "engine/eval/teacher_forcing.h"
+#include "engine/common/error.h"
+#include "engine/model/fp8_quantize.h"
 #include "engine/model/weights.h"
 #include "tests/eval/tiny_models.h"
 
@@ -93,6 +95,20 @@ TEST(TeacherForcing, SameModelGivesZeroKlAndFullTop1) {
   for (double d : c.max_abs_logit_diff) EXPECT_EQ(d, 0.0);
   ASSERT_EQ(c.reference_entropy.size(), 10u);
   EXPECT_GT(c.reference_entropy[0], 0.0);
+}
+
+TEST(Fp8Eval, RefusesQuantizedCheckpointsAndSwappedModels) {
+  auto be = make_cpu_backend(1);
+  herd::testing::ScratchDir q;
+  quantize_checkpoint_fp8(testing::tiny_model_dir(), q.path(), {});
+  Fp8EvalOptions o = tiny_options();
+  o.model_dir = q.path();
+  EXPECT_THROW(run_fp8_eval(*be, o, nullptr), InvalidArgument);  // already FP8
+  o.model_dir = testing::tiny_model_dir("tiny-rm");
+  EXPECT_THROW(run_fp8_eval(*be, o, nullptr), InvalidArgument);  // a reward model as policy
+  o = tiny_options();
+  o.reward_dir = testing::tiny_model_dir();
+  EXPECT_THROW(run_fp8_eval(*be, o, nullptr), InvalidArgument);  // a policy as reward model
 }
 
 TEST(Fp8Eval, SampleSeedsDependOnlyOnTheirInputs) {
