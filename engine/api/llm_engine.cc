@@ -1,10 +1,10 @@
 #include "engine/api/llm_engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <chrono>
 #include <future>
 #include <stdexcept>
 
@@ -323,11 +323,29 @@ bool LlmEngine::run_step(std::vector<Delivery>& out) {
       throw std::runtime_error("injected device fault after " +
                                std::to_string(opts_.test_fail_step_after) +
                                " steps (test hook HERD_TEST_FAIL_STEP_AFTER)");
-    ExecPlan exec = make_exec_plan_locked(plan);
+    std::vector<MaskJob> mask_jobs;
+    ExecPlan exec = make_exec_plan_locked(plan, mask_jobs);
+    const size_t rows = exec.samples.size();
+    // Grammar masks: computed here, on the engine thread, after the plan was submitted when
+    // the executor can take them late, so they overlap the forward; else before submitting.
+    // Either way from the same grammar states (a sequence with a plan in flight is not
+    // planned again until it lands), so the masks and the tokens do not depend on the timing.
+    std::promise<TokenMasks> late;
+    const bool overlap = !mask_jobs.empty() && executor_->takes_late_masks();
+    if (overlap) {
+      exec.late_masks = late.get_future().share();
+    } else if (!mask_jobs.empty()) {
+      TokenMasks masks = fill_masks(mask_jobs, rows);
+      for (const MaskJob& j : mask_jobs)
+        exec.samples[j.row].allowed_tokens = std::move(masks[j.row]);
+    }
     std::future<ExecResult> f = executor_->submit(std::move(exec), [this] {
       std::lock_guard<std::mutex> l(mu_);
       cv_.notify_all();
     });
+    // A throw here leaves `late` unset: its destructor breaks the promise, which fails the
+    // step in the executor instead of leaving it waiting.
+    if (overlap) late.set_value(fill_masks(mask_jobs, rows));
     if (trace_) {
       std::string what;
       for (const ScheduledSeq& e : plan.entries)
@@ -343,8 +361,7 @@ bool LlmEngine::run_step(std::vector<Delivery>& out) {
   // Wait for the oldest plan — but wake for an abort, or for a new request while there is room
   // for another plan: it joins the pipeline at once instead of after the oldest plan lands.
   auto oldest_ready = [&] {
-    return in_flight_.front().result.wait_for(std::chrono::seconds(0)) ==
-           std::future_status::ready;
+    return in_flight_.front().result.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
   };
   cv_.wait(lock, [&] {
     return oldest_ready() || stopping_ || !pending_aborts_.empty() ||
@@ -377,7 +394,7 @@ std::shared_ptr<grammar::TokenMasker> LlmEngine::constraint_for(const SamplingPa
   return constraints_->get(p.response_format);
 }
 
-ExecPlan LlmEngine::make_exec_plan_locked(const StepPlan& plan) {
+ExecPlan LlmEngine::make_exec_plan_locked(const StepPlan& plan, std::vector<MaskJob>& mask_jobs) {
   ExecPlan exec;
   exec.id = uint64_t(steps_submitted_);
   build_step_input(plan, sched_config_.block_size, exec.input);
@@ -395,18 +412,25 @@ ExecPlan LlmEngine::make_exec_plan_locked(const StepPlan& plan) {
       std::vector<int32_t> end_ids = rs->req.params.stop_token_ids;
       if (!rs->req.params.ignore_eos)
         end_ids.insert(end_ids.end(), eos_ids_.begin(), eos_ids_.end());
-      ss->constraint->fill_mask(int32_t(config_.vocab_size), end_ids,
-                                exec.samples.back().allowed_tokens);
+      mask_jobs.push_back(
+          MaskJob{ss->constraint.get(), std::move(end_ids), exec.samples.size() - 1});
     }
   }
   return exec;
 }
 
+TokenMasks LlmEngine::fill_masks(const std::vector<MaskJob>& jobs, size_t rows) const {
+  TokenMasks masks(rows);
+  for (const MaskJob& j : jobs)
+    j.constraint->fill_mask(int32_t(config_.vocab_size), j.end_ids, masks[j.row]);
+  return masks;
+}
+
 void LlmEngine::land_locked(const StepPlan& plan, ExecResult& r, std::vector<Delivery>& out) {
   const size_t rows = size_t(plan.num_to_sample());
   if (r.tokens.size() != rows || r.logprobs.size() != rows || r.nonfinite.size() != rows)
-    throw std::logic_error("executor returned " + std::to_string(r.tokens.size()) +
-                           " tokens for " + std::to_string(rows) + " sampled rows");
+    throw std::logic_error("executor returned " + std::to_string(r.tokens.size()) + " tokens for " +
+                           std::to_string(rows) + " sampled rows");
   // Entries of requests retired while the plan was in flight (aborted, failed) are ignored:
   // their RequestState is gone (handle cleared) and the scheduler skips finished sequences.
   auto state_of = [](const ScheduledSeq& e) {
@@ -484,10 +508,9 @@ void LlmEngine::land_locked(const StepPlan& plan, ExecResult& r, std::vector<Del
   for (auto& [rs, open] : failed) {
     std::fprintf(stderr, "[herd] request %s failed: non-finite logits\n", rs->req.id.c_str());
     for (int i : open)
-      out.emplace_back(rs->sink,
-                       final_abort_output(*rs, i,
-                                          "the model produced a non-finite logit (NaN or "
-                                          "infinity) for this request"));
+      out.emplace_back(rs->sink, final_abort_output(*rs, i,
+                                                    "the model produced a non-finite logit (NaN or "
+                                                    "infinity) for this request"));
     finish_request_locked(*rs, out);
   }
   if (check_invariants_) sched_->check_invariants();

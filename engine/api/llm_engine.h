@@ -139,7 +139,14 @@ class LlmEngine final : public Engine {
   void loop();
   // Runs one step, appending the deltas to deliver; false when there was nothing to do.
   bool run_step(std::vector<Delivery>& out);
-  ExecPlan make_exec_plan_locked(const StepPlan& plan);
+  // The grammar mask one sample row of a plan needs (computed by fill_masks).
+  struct MaskJob {
+    grammar::SequenceConstraint* constraint;
+    std::vector<int32_t> end_ids;  // eos (unless ignored) and stop_token_ids
+    size_t row;                    // index into the plan's samples
+  };
+  ExecPlan make_exec_plan_locked(const StepPlan& plan, std::vector<MaskJob>& mask_jobs);
+  TokenMasks fill_masks(const std::vector<MaskJob>& jobs, size_t rows) const;
   void land_locked(const StepPlan& plan, ExecResult& r, std::vector<Delivery>& out);
   void apply_aborts_locked(std::vector<Delivery>& out);
   void finish_request_locked(RequestState& rs, std::vector<Delivery>& out);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,14 +25,24 @@ struct SampleSpec {
   std::vector<int32_t> prompt_ids;  // only when repetition_penalty != 1 (else empty)
   std::vector<int32_t> output_ids;  // only when a penalty is on (else empty)
   // Constrained decoding (engine/grammar): bit id set = token id may be sampled; empty = all.
-  // The engine core computes it from the sample's grammar state when it plans the step.
+  // The engine core computes it from the sample's grammar state when it plans the step
+  // (unless the plan carries late_masks).
   std::vector<uint64_t> allowed_tokens;
 };
+
+// One allowed-token bitset per sample row (empty = unconstrained), as in SampleSpec.
+using TokenMasks = std::vector<std::vector<uint64_t>>;
 
 struct ExecPlan {
   uint64_t id = 0;  // the scheduler's plan id: results come back in submission order
   StepInput input;
   std::vector<SampleSpec> samples;  // one per input.logits_rows entry, same order
+  // Grammar masks still being computed when the plan was submitted (an executor in this
+  // process only: Executor::takes_late_masks). The engine core computes them while the forward
+  // runs and the sampler waits for them, so mask time hides behind the forward (XGrammar's
+  // overlap). When valid, it replaces every spec's allowed_tokens; a broken promise (the
+  // engine failed while computing) fails the step.
+  std::shared_future<TokenMasks> late_masks;
 };
 
 struct ExecResult {
@@ -49,7 +60,6 @@ struct ExecResult {
 // The spec of one sample: copies only the token history the sampling parameters need.
 SampleSpec make_sample_spec(const std::string& request_id, const SamplingParams& params,
                             uint64_t seed, uint32_t sample_index,
-                            const std::vector<int32_t>& prompt,
-                            const std::vector<int32_t>& output);
+                            const std::vector<int32_t>& prompt, const std::vector<int32_t>& output);
 
 }  // namespace herd

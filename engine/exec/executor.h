@@ -29,6 +29,9 @@ class Executor {
   // on_done (may be empty) is called on the executor's thread right after the future became
   // ready (value or exception), with no executor lock held: the engine core wakes up on it.
   virtual std::future<ExecResult> submit(ExecPlan plan, std::function<void()> on_done = {}) = 0;
+  // Whether plans may carry late_masks (ExecPlan): only where sampling runs in this process
+  // after submit() returned; a plan sent to other ranks must be complete when submitted.
+  virtual bool takes_late_masks() const { return false; }
   // Only where the logits are in this process (LocalExecutor); others throw.
   virtual void set_logits_hook(LogitsHook hook) = 0;
   // Stops after the plans already submitted; idempotent.

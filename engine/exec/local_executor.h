@@ -21,6 +21,7 @@ class LocalExecutor final : public Executor {
   ~LocalExecutor() override;
 
   std::future<ExecResult> submit(ExecPlan plan, std::function<void()> on_done = {}) override;
+  bool takes_late_masks() const override { return true; }
   void set_logits_hook(LogitsHook hook) override { runner_->set_logits_hook(std::move(hook)); }
   void shutdown() override;
 

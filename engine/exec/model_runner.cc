@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cmath>
+#include <span>
 #include <stdexcept>
+#include <string>
 
 #include "engine/exec/plan_codec.h"
 #include "engine/model/weights.h"
@@ -13,9 +15,8 @@
 namespace herd {
 
 ModelRunner::ModelRunner(const ModelConfig& cfg, std::shared_ptr<const LlamaWeights> weights,
-                         Backend& backend, const RunnerShape& shape,
-                         std::vector<int32_t> eos_ids, const RankLayout& layout,
-                         Communicator* tp, Communicator* activations)
+                         Backend& backend, const RunnerShape& shape, std::vector<int32_t> eos_ids,
+                         const RankLayout& layout, Communicator* tp, Communicator* activations)
     : cfg_(cfg),
       weights_(std::move(weights)),
       backend_(backend),
@@ -26,8 +27,8 @@ ModelRunner::ModelRunner(const ModelConfig& cfg, std::shared_ptr<const LlamaWeig
   if (layout_.pp_size > 1 && !activations_)
     throw std::logic_error("ModelRunner: pipeline stages need an activations communicator");
   kv_ = std::make_unique<KvCache>(backend_, cfg_, shape.num_blocks, shape.block_size, layout_);
-  model_ = std::make_unique<LlamaModel>(cfg_, weights_, backend_, shape.max_tokens,
-                                        shape.max_seqs, layout_, tp);
+  model_ = std::make_unique<LlamaModel>(cfg_, weights_, backend_, shape.max_tokens, shape.max_seqs,
+                                        layout_, tp);
   // HERD_TRACE_STEPS=1: one line per plan and rank on stderr (where a pipeline waits).
   const char* trace = std::getenv("HERD_TRACE_STEPS");
   trace_ = trace && *trace && std::string(trace) != "0";
@@ -81,8 +82,8 @@ std::optional<ExecResult> ModelRunner::run_stage(const ExecPlan& plan) {
                  "[herd trace] t=%.1f rank %d plan %llu: %lld tokens %zu seqs, recv %.1f ms, "
                  "forward %.1f ms, send/sample %.1f ms\n",
                  ms(Clock::time_point{}, t0), layout_.world_rank(), (unsigned long long)plan.id,
-                 (long long)tokens,
-                 plan.input.seq_lens.size(), ms(t0, t1), ms(t1, t2), ms(t2, Clock::now()));
+                 (long long)tokens, plan.input.seq_lens.size(), ms(t0, t1), ms(t1, t2),
+                 ms(t2, Clock::now()));
   }
   return result;
 }
@@ -109,6 +110,11 @@ ExecResult ModelRunner::sample_rows(const ExecPlan& plan, float* logits) {
     hook = hook_;
   }
   const size_t vocab = size_t(cfg_.vocab_size);
+  // Masks computed while the forward ran: usually ready by now; get() rethrows a failure.
+  const TokenMasks* late = plan.late_masks.valid() ? &plan.late_masks.get() : nullptr;
+  if (late && late->size() != plan.samples.size())
+    throw std::logic_error("late masks for " + std::to_string(late->size()) + " rows, plan has " +
+                           std::to_string(plan.samples.size()));
   ExecResult r;
   r.id = plan.id;
   r.tokens.reserve(plan.samples.size());
@@ -132,7 +138,7 @@ ExecResult ModelRunner::sample_rows(const ExecPlan& plan, float* logits) {
     in.prompt_ids = s.prompt_ids;
     in.output_ids = s.output_ids;
     in.eos_ids = eos_ids_;
-    in.allowed_tokens = s.allowed_tokens;
+    in.allowed_tokens = late ? std::span<const uint64_t>((*late)[i]) : s.allowed_tokens;
     SampleResult sr = sampler_.sample(row, in);
     r.tokens.push_back(sr.token);
     r.logprobs.push_back(std::move(sr.logprob));

@@ -38,10 +38,9 @@ class ModelRunner {
  public:
   // tp: this stage's TP group (null when tp_size == 1); activations: the communicator that
   // carries hidden states between stages, addressed by world rank (null when pp_size == 1).
-  ModelRunner(const ModelConfig& cfg, std::shared_ptr<const LlamaWeights> weights,
-              Backend& backend, const RunnerShape& shape, std::vector<int32_t> eos_ids,
-              const RankLayout& layout = {}, Communicator* tp = nullptr,
-              Communicator* activations = nullptr);
+  ModelRunner(const ModelConfig& cfg, std::shared_ptr<const LlamaWeights> weights, Backend& backend,
+              const RunnerShape& shape, std::vector<int32_t> eos_ids, const RankLayout& layout = {},
+              Communicator* tp = nullptr, Communicator* activations = nullptr);
   ~ModelRunner();
 
   // Runs the plan's forward and samples every logits row (one process: the whole model).

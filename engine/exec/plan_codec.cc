@@ -1,6 +1,7 @@
 #include "engine/exec/plan_codec.h"
 
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 
@@ -117,6 +118,8 @@ SamplingParams get_params(Reader& r) {
 }  // namespace
 
 std::vector<uint8_t> encode_plan(const ExecPlan& plan) {
+  if (plan.late_masks.valid())
+    throw std::logic_error("encode_plan: a plan with late masks cannot leave the process");
   Writer w(RankMessage::kPlan);
   w.put(plan.id);
   const StepInput& in = plan.input;

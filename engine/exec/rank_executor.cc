@@ -106,8 +106,8 @@ void RankExecutor::loop() {
         ExecResult r = decode_result(world_.recv_bytes(sampler_rank_, kTagResult));
         if (r.id != pending_.front().id)
           throw Error("rank " + std::to_string(sampler_rank_) + " answered plan " +
-                      std::to_string(r.id) + " while plan " +
-                      std::to_string(pending_.front().id) + " was due");
+                      std::to_string(r.id) + " while plan " + std::to_string(pending_.front().id) +
+                      " was due");
         Pending done = std::move(pending_.front());
         pending_.pop_front();
         done.result.set_value(std::move(r));
@@ -119,9 +119,8 @@ void RankExecutor::loop() {
           std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - oldest_sent);
       if (waited.count() > world_.timeout_ms())
         throw CommError("rank 0: no tokens from rank " + std::to_string(sampler_rank_) +
-                        " (the last pipeline stage) within " +
-                        std::to_string(world_.timeout_ms()) + " ms for plan " +
-                        std::to_string(pending_.front().id));
+                        " (the last pipeline stage) within " + std::to_string(world_.timeout_ms()) +
+                        " ms for plan " + std::to_string(pending_.front().id));
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, std::chrono::microseconds(200), [&] { return !queue_.empty(); });
     }

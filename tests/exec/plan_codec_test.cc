@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
+#include <stdexcept>
+
 #include "engine/common/error.h"
 
 namespace herd {
@@ -34,6 +37,14 @@ ExecPlan sample_plan() {
   b.temperature = 0.0, b.ignore_eos = true;
   p.samples.push_back(make_sample_spec("req-b", b, 7, 3, {4, 5}, {6}));
   return p;
+}
+
+TEST(PlanCodec, APlanWithLateMasksCannotBeSent) {
+  // Late masks are a future in this process; another rank could never receive them.
+  ExecPlan p = sample_plan();
+  std::promise<TokenMasks> masks;
+  p.late_masks = masks.get_future().share();
+  EXPECT_THROW(encode_plan(p), std::logic_error);
 }
 
 TEST(PlanCodec, PlanRoundTripsEveryField) {
