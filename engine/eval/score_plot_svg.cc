@@ -1,8 +1,10 @@
 #include "engine/eval/score_plot_svg.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <vector>
 
 namespace herd::eval {
 
@@ -18,6 +20,27 @@ std::string num(double v) {
   return buf;
 }
 
+// Tick values at a round step (1, 2 or 5 times a power of ten) giving 3-6 ticks in [lo, hi],
+// so the axes read -4, -2, 0, 2 rather than the raw range split in four.
+std::vector<double> nice_ticks(double lo, double hi) {
+  std::vector<double> ticks;
+  if (!(hi > lo)) return {lo};
+  const double raw = (hi - lo) / 4.0, mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = 10.0 * mag;
+  for (double m : {1.0, 2.0, 5.0})
+    if (m * mag >= raw) {
+      step = m * mag;
+      break;
+    }
+  const double first = std::ceil(lo / step - 1e-9);
+  for (int i = 0;; ++i) {
+    const double v = (first + i) * step;  // multiples, not a running sum: no drift
+    if (v > hi + step * 1e-9) break;
+    ticks.push_back(v == 0.0 ? 0.0 : v);  // -0 prints as "-0"
+  }
+  return ticks;
+}
+
 // x pixel of a score, y pixel of a fraction in [0, ymax], inside panel p.
 struct Axes {
   double lo, hi, ymax;
@@ -31,12 +54,14 @@ void draw_axes(std::ostringstream& o, const Axes& a, const std::string& xlabel,
   const double x0 = kLeft[a.panel], y0 = kTop + kPanelH;
   o << "<rect x=\"" << x0 << "\" y=\"" << kTop << "\" width=\"" << kPanelW << "\" height=\""
     << kPanelH << "\" fill=\"none\" stroke=\"#444\"/>\n";
-  for (int t = 0; t <= 4; ++t) {
-    const double v = a.lo + (a.hi - a.lo) * t / 4.0, px = a.x(v);
+  for (double v : nice_ticks(a.lo, a.hi)) {
+    const double px = a.x(v);
     o << "<line x1=\"" << px << "\" y1=\"" << y0 << "\" x2=\"" << px << "\" y2=\"" << y0 + 5
       << "\" stroke=\"#444\"/>\n<text x=\"" << px << "\" y=\"" << y0 + 18
       << "\" text-anchor=\"middle\" font-size=\"11\">" << num(v) << "</text>\n";
-    const double f = a.ymax * t / 4.0, py = a.y(f);
+  }
+  for (double f : nice_ticks(0.0, a.ymax)) {
+    const double py = a.y(f);
     o << "<line x1=\"" << x0 - 5 << "\" y1=\"" << py << "\" x2=\"" << x0 << "\" y2=\"" << py
       << "\" stroke=\"#444\"/>\n<text x=\"" << x0 - 8 << "\" y=\"" << py + 4
       << "\" text-anchor=\"end\" font-size=\"11\">" << num(f) << "</text>\n";
@@ -54,19 +79,30 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
 
-std::string score_distribution_svg(const std::string& title,
-                                   const std::vector<NamedSeries>& series, int bins) {
+std::string score_distribution_svg(const std::string& title, const std::vector<NamedSeries>& series,
+                                   int bins) {
   bins = std::max(bins, 1);
   double lo = 0, hi = 0;
   bool any = false;
@@ -108,8 +144,8 @@ std::string score_distribution_svg(const std::string& title,
   for (size_t i = 0; i < series.size(); ++i) {
     const auto& s = series[i];
     const std::string color = xml_escape(s.color);
-    o << "<g class=\"histogram\" fill=\"" << color << "\" fill-opacity=\"0.45\" stroke=\""
-      << color << "\">\n";
+    o << "<g class=\"histogram\" fill=\"" << color << "\" fill-opacity=\"0.45\" stroke=\"" << color
+      << "\">\n";
     for (int b = 0; b < bins; ++b) {
       const double f = frac[i][size_t(b)];
       if (f <= 0) continue;
@@ -124,17 +160,18 @@ std::string score_distribution_svg(const std::string& title,
       o << "<polyline class=\"cdf\" fill=\"none\" stroke-width=\"2\" stroke=\"" << color
         << "\" points=\"" << cdf.x(lo) << "," << cdf.y(0);
       for (size_t k = 0; k < v.size(); ++k) {
-        const double before = double(k) / double(v.size()), after = double(k + 1) / double(v.size());
+        const double before = double(k) / double(v.size()),
+                     after = double(k + 1) / double(v.size());
         o << " " << cdf.x(v[k]) << "," << cdf.y(before) << " " << cdf.x(v[k]) << ","
           << cdf.y(after);
       }
       o << " " << cdf.x(hi) << "," << cdf.y(1) << "\"/>\n";
     }
     const double ly = kTop + 14 + 18 * double(i);
-    o << "<rect x=\"" << kLeft[1] + 12 << "\" y=\"" << ly - 10 << "\" width=\"12\" height=\"12\" fill=\""
-      << color << "\"/>\n<text x=\"" << kLeft[1] + 30 << "\" y=\"" << ly
-      << "\" font-size=\"12\">" << xml_escape(s.name) << " (n=" << s.values.size()
-      << ")</text>\n";
+    o << "<rect x=\"" << kLeft[1] + 12 << "\" y=\"" << ly - 10
+      << "\" width=\"12\" height=\"12\" fill=\"" << color << "\"/>\n<text x=\"" << kLeft[1] + 30
+      << "\" y=\"" << ly << "\" font-size=\"12\">" << xml_escape(s.name)
+      << " (n=" << s.values.size() << ")</text>\n";
   }
   o << "</svg>\n";
   return o.str();

@@ -1,11 +1,11 @@
 // The Fig. 26 SVG is a well-formed document: one root, every tag closed in order, text
 // escaped, one histogram group and one CDF per series.
+#include "engine/eval/score_plot_svg.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
-
-#include "engine/eval/score_plot_svg.h"
 
 namespace herd::eval {
 namespace {
@@ -65,6 +65,17 @@ TEST(ScorePlotSvg, IsWellFormedWithTwoHistogramsAndTwoCdfs) {
   EXPECT_NE(svg.find("BF16 &lt;vs&gt; FP8 &amp; &quot;friends&quot;"), std::string::npos);
   EXPECT_NE(svg.find("BF16 (n=5)"), std::string::npos);
   EXPECT_NE(svg.find("FP8 (n=3)"), std::string::npos);
+}
+
+// Axis labels at round steps inside the data range (-4.12 .. 3.469 gives -4, -2, 0, 2), not the
+// raw range split in four (-4.12, -2.223, ...).
+TEST(ScorePlotSvg, TickLabelsAreRoundNumbers) {
+  const std::string svg = score_distribution_svg("t", {{"BF16", "#1f77b4", {-4.12, 0.3, 3.469}}});
+  for (const char* label : {">-4</text>", ">-2</text>", ">0</text>", ">2</text>"})
+    EXPECT_NE(svg.find(label), std::string::npos) << label;
+  EXPECT_EQ(svg.find(">-4.12</text>"), std::string::npos);
+  EXPECT_EQ(svg.find(">-0</text>"), std::string::npos);
+  EXPECT_EQ(check_well_formed(svg), "");
 }
 
 TEST(ScorePlotSvg, EqualValuesAndEmptySeriesStillDraw) {
