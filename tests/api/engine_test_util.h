@@ -19,25 +19,9 @@
 #include "engine/model/llama.h"
 #include "engine/model/make_model.h"
 #include "tests/model/checkpoint_test_util.h"
+#include "tests/model/tiny_model.h"
 
 namespace herd::testing {
-
-// A make-model checkpoint of `shape` (fp32 weights), written once per process.
-inline const std::string& tiny_model_dir(const std::string& shape = "tiny") {
-  static std::map<std::string, std::unique_ptr<ScratchDir>> dirs;
-  auto& d = dirs[shape];
-  if (!d) {
-    d = std::make_unique<ScratchDir>();
-    MakeModelOptions o;
-    o.shape = shape;
-    o.output = d->path();
-    o.seed = 7;
-    o.dtype = DType::kF32;
-    o.threads = 2;
-    make_model(o);
-  }
-  return d->path();
-}
 
 // Options whose KV pool holds exactly `num_blocks` blocks of the tiny model.
 inline EngineOptions tiny_engine_options(int num_blocks = 512, int block_size = 16) {

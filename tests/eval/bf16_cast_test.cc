@@ -6,7 +6,7 @@
 #include "engine/eval/bf16_cast.h"
 #include "engine/eval/fp8_eval.h"
 #include "engine/model/config.h"
-#include "tests/eval/tiny_models.h"
+#include "tests/model/tiny_model.h"
 
 namespace herd::eval {
 namespace {

@@ -12,7 +12,7 @@
 #include "engine/common/error.h"
 #include "engine/model/fp8_quantize.h"
 #include "engine/model/weights.h"
-#include "tests/eval/tiny_models.h"
+#include "tests/model/tiny_model.h"
 
 namespace herd::eval {
 namespace {
