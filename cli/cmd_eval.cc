@@ -91,8 +91,8 @@ int run_eval_fp8(const std::vector<std::string>& args) {
                               " responses per model: " + o.model_dir;
     write_text(svg,
                eval::score_distribution_svg(
-                   title, {{"reference (" + res.report["reference"].get<std::string>() + ")", "#1f77b4",
-                     res.reference_scores},
+                   title, {{"reference (" + res.report["reference"].get<std::string>() + ")",
+                            "#1f77b4", res.reference_scores},
                            {o.baseline_only ? "baseline again" : "FP8 row-wise", "#d62728",
                             res.candidate_scores}}),
                "--svg");

@@ -25,6 +25,7 @@
 #include "engine/common/error.h"
 #include "engine/model/config.h"
 #include "engine/model/llama.h"
+#include "engine/model/single_sequence_step.h"
 #include "engine/model/weights.h"
 
 namespace herd::cli {
@@ -57,22 +58,6 @@ std::vector<int32_t> parse_ids(const std::string& s, int64_t vocab) {
   }
   if (ids.empty()) throw InvalidArgument("prompt-ids", "--prompt-ids must list at least one id");
   return ids;
-}
-
-// One sequence's step: tokens [begin, end) of `ids`, blocks 0, 1, 2, ... in order.
-StepInput make_step(const std::vector<int32_t>& ids, int begin, int end, int max_blocks) {
-  StepInput in;
-  for (int p = begin; p < end; ++p) {
-    in.token_ids.push_back(ids[size_t(p)]);
-    in.positions.push_back(p);
-    in.slot_mapping.push_back(p);  // block p / B, offset p % B, blocks numbered in order
-  }
-  in.query_start = {0, end - begin};
-  in.seq_lens = {end};
-  in.max_blocks_per_seq = max_blocks;
-  const int used = (end + kBlockSize - 1) / kBlockSize;
-  for (int j = 0; j < max_blocks; ++j) in.block_tables.push_back(j < used ? j : -1);
-  return in;
 }
 
 int32_t argmax(const float* row, int64_t n) {
@@ -126,7 +111,7 @@ int run_logits(const std::vector<std::string>& args) {
   KvCache kv(*backend, cfg, max_blocks, kBlockSize);
 
   const int64_t V = cfg.vocab_size;
-  StepInput in = make_step(ids, 0, prompt_len, max_blocks);
+  StepInput in = single_sequence_step(ids, 0, prompt_len, max_blocks, kBlockSize);
   for (int i = 0; i < prompt_len; ++i) in.logits_rows.push_back(i);
   std::vector<float> logits(size_t(prompt_len) * size_t(V));
   const auto t0 = bench::Clock::now();
@@ -150,7 +135,7 @@ int run_logits(const std::vector<std::string>& args) {
     if (g + 1 == greedy) break;
     ids.push_back(next);
     const int len = int(ids.size());
-    StepInput d = make_step(ids, len - 1, len, max_blocks);
+    StepInput d = single_sequence_step(ids, len - 1, len, max_blocks, kBlockSize);
     d.logits_rows = {0};
     model.forward(d, kv, row.data());
     next = argmax(row.data(), V);

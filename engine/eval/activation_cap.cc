@@ -81,8 +81,8 @@ CapDemo demonstrate_activation_cap(Backend& backend, const Tensor& w, const Tens
   // A contiguous copy of the weight, and one with the outlier's column zeroed.
   std::vector<uint8_t> full(size_t(w.rows * w.cols)), ordinary;
   for (int64_t j = 0; j < w.rows; ++j)
-    std::memcpy(&full[size_t(j * w.cols)],
-                static_cast<const uint8_t*>(w.data) + j * w.row_stride(), size_t(w.cols));
+    std::memcpy(&full[size_t(j * w.cols)], static_cast<const uint8_t*>(w.data) + j * w.row_stride(),
+                size_t(w.cols));
   ordinary = full;
   for (int64_t j = 0; j < w.rows; ++j) ordinary[size_t(j * w.cols)] = 0;  // E4M3 +0
   const Tensor wf{full.data(), DType::kF8E4M3, w.rows, w.cols};

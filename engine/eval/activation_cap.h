@@ -19,10 +19,10 @@
 namespace herd::eval {
 
 struct CapRun {
-  float ub = 0;                  // 0: uncapped
-  float scale = 0;               // the token's activation scale
+  float ub = 0;                   // 0: uncapped
+  float scale = 0;                // the token's activation scale
   double ordinary_underflow = 0;  // fraction of ordinary (nonzero) inputs quantized to 0
-  double outlier_quantized = 0;  // the outlier after quantize + dequantize
+  double outlier_quantized = 0;   // the outlier after quantize + dequantize
   double ordinary_rel_error = 0;  // ||y - y_exact|| / ||y_exact|| over the ordinary channels
   double full_rel_error = 0;      // the same with the outlier's channel included
 };

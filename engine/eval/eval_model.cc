@@ -6,6 +6,7 @@
 
 #include "engine/common/error.h"
 #include "engine/eval/eval_stats.h"
+#include "engine/model/single_sequence_step.h"
 
 namespace herd::eval {
 
@@ -26,20 +27,11 @@ EvalModel::EvalModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeights>
 // starts a new sequence from position 0 and overwrites the cache).
 StepInput EvalModel::step(const std::vector<int32_t>& ids, int begin, int end) const {
   if (end > max_len_)
-    throw Error(std::string("eval: sequence of ").append(std::to_string(end))
-                    .append(" tokens exceeds the planned ").append(std::to_string(max_len_)));
-  StepInput in;
-  for (int p = begin; p < end; ++p) {
-    in.token_ids.push_back(ids[size_t(p)]);
-    in.positions.push_back(p);
-    in.slot_mapping.push_back(p);
-  }
-  in.query_start = {0, end - begin};
-  in.seq_lens = {end};
-  in.max_blocks_per_seq = max_blocks_;
-  const int used = (end + kBlockSize - 1) / kBlockSize;
-  for (int j = 0; j < max_blocks_; ++j) in.block_tables.push_back(j < used ? j : -1);
-  return in;
+    throw Error(std::string("eval: sequence of ")
+                    .append(std::to_string(end))
+                    .append(" tokens exceeds the planned ")
+                    .append(std::to_string(max_len_)));
+  return single_sequence_step(ids, begin, end, max_blocks_, kBlockSize);
 }
 
 std::vector<float> EvalModel::prefill_logits(const std::vector<int32_t>& ids, int first_row) {

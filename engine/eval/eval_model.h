@@ -25,8 +25,8 @@ struct GenerateOptions {
 class EvalModel {
  public:
   // max_len: the longest sequence (prompt + generated) any call will run.
-  EvalModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeights> weights,
-            Backend& backend, int max_len);
+  EvalModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeights> weights, Backend& backend,
+            int max_len);
 
   // Runs ids as one prefill and returns the logits of rows [first_row, ids.size()), each
   // head_rows() floats: row r predicts ids[r + 1].

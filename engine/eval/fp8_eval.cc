@@ -60,8 +60,7 @@ void say(FILE* log, const std::string& line) {
 std::vector<std::string> default_eval_prompts() {
   return {"Once upon a time, there was a little girl named Lily.",
           "Tom and his dog went to the park. The sun was",
-          "One day, a big bird found a shiny stone.",
-          "The cat was sad because"};
+          "One day, a big bird found a shiny stone.", "The cat was sad because"};
 }
 
 uint64_t eval_sample_seed(uint64_t seed, size_t prompt, int sample) {
@@ -82,12 +81,14 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
     throw InvalidArgument("model", o.model_dir + " is a reward model; --model takes a causal LM");
   const auto tok = load_tokenizer(o.model_dir);
   if (load_fp8_quant_config(o.model_dir).present)
-    throw InvalidArgument("model", o.model_dir + " is already quantized; give the unquantized "
-                                                 "checkpoint (it is quantized at load)");
+    throw InvalidArgument("model", o.model_dir +
+                                       " is already quantized; give the unquantized "
+                                       "checkpoint (it is quantized at load)");
 
   auto whole = std::make_shared<const LlamaWeights>(load_llama_weights(o.model_dir, cfg));
   const std::string stored = std::string(dtype_name(whole->dtype));
-  if (o.reference_bf16) whole = std::make_shared<const LlamaWeights>(cast_llama_weights_bf16(*whole));
+  if (o.reference_bf16)
+    whole = std::make_shared<const LlamaWeights>(cast_llama_weights_bf16(*whole));
   Fp8QuantizeOptions qo;
   qo.activation_scale_ub = o.activation_scale_ub;
   const std::vector<int64_t> qlayers = fp8_quantized_layers(cfg, qo);
@@ -101,8 +102,9 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
   }
   const int max_len = int(longest) + o.max_tokens;
   if (cfg.max_position_embeddings > 0 && max_len > cfg.max_position_embeddings)
-    throw InvalidArgument("max-tokens", "the longest prompt + --max-tokens exceed the model's "
-                                        "max_position_embeddings");
+    throw InvalidArgument("max-tokens",
+                          "the longest prompt + --max-tokens exceed the model's "
+                          "max_position_embeddings");
   EvalModel ref(cfg, whole, backend, max_len);
   EvalModel cand(cfg, o.baseline_only ? whole : fp8, backend, max_len);
   const int32_t stop = tok->eos_id();
@@ -127,17 +129,23 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
     full_agree += same;
     double kl_sum = 0;
     for (size_t k = before; k < cmp.kl.size(); ++k) kl_sum += cmp.kl[k];
-    per_prompt.push_back(ojson{{"prompt", o.prompts[i]},
-                               {"prompt_tokens", prompts[i].size()},
-                               {"reference_tokens", ref_cont.size()},
-                               {"agreement_length", len},
-                               {"identical", same},
-                               {"mean_kl", ref_cont.empty() ? 0.0 : kl_sum / double(ref_cont.size())},
-                               {"reference_text", response_text(*tok, ref_cont, stop)},
-                               {"candidate_text", response_text(*tok, cand_cont, stop)}});
-    say(log, std::string("prompt ").append(std::to_string(i + 1)).append("/")
-                 .append(std::to_string(prompts.size())).append(": greedy agreement ")
-                 .append(std::to_string(len)).append("/").append(std::to_string(ref_cont.size())));
+    per_prompt.push_back(
+        ojson{{"prompt", o.prompts[i]},
+              {"prompt_tokens", prompts[i].size()},
+              {"reference_tokens", ref_cont.size()},
+              {"agreement_length", len},
+              {"identical", same},
+              {"mean_kl", ref_cont.empty() ? 0.0 : kl_sum / double(ref_cont.size())},
+              {"reference_text", response_text(*tok, ref_cont, stop)},
+              {"candidate_text", response_text(*tok, cand_cont, stop)}});
+    say(log, std::string("prompt ")
+                 .append(std::to_string(i + 1))
+                 .append("/")
+                 .append(std::to_string(prompts.size()))
+                 .append(": greedy agreement ")
+                 .append(std::to_string(len))
+                 .append("/")
+                 .append(std::to_string(ref_cont.size())));
   }
 
   Fp8EvalResult res;
@@ -158,16 +166,18 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
   r["reference_entropy"] = summary_json(summarize(cmp.reference_entropy));
   r["top1_agreement"] = cmp.tokens() ? double(cmp.top1_agree) / double(cmp.tokens()) : 1.0;
   const Summary ag = summarize(agree);
-  r["greedy_agreement"] = ojson{{"mean", ag.mean},
-                                {"min", ag.min},
-                                {"identical_fraction", double(full_agree) / double(prompts.size())}};
+  r["greedy_agreement"] =
+      ojson{{"mean", ag.mean},
+            {"min", ag.min},
+            {"identical_fraction", double(full_agree) / double(prompts.size())}};
   r["per_prompt"] = per_prompt;
 
   if (!o.reward_dir.empty()) {
     const ModelConfig rcfg = load_model_config(o.reward_dir);
     if (!rcfg.is_reward_model())
-      throw InvalidArgument("reward", o.reward_dir + " is not a reward model "
-                                                     "(LlamaForSequenceClassification)");
+      throw InvalidArgument("reward", o.reward_dir +
+                                          " is not a reward model "
+                                          "(LlamaForSequenceClassification)");
     const auto rtok = load_tokenizer(o.reward_dir);
     GenerateOptions sample;
     sample.max_tokens = o.max_tokens;
@@ -189,12 +199,13 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
         cand_in.push_back(encode_prompt(*rtok, o.prompts[i] + response_text(*tok, b, stop)));
         rlongest = std::max({rlongest, ref_in.back().size(), cand_in.back().size()});
       }
-    say(log, std::string("scoring ").append(std::to_string(2 * ref_in.size()))
-                 .append(" responses with ").append(o.reward_dir));
+    say(log, std::string("scoring ")
+                 .append(std::to_string(2 * ref_in.size()))
+                 .append(" responses with ")
+                 .append(o.reward_dir));
     if (rcfg.max_position_embeddings > 0 && int64_t(rlongest) > rcfg.max_position_embeddings)
       throw InvalidArgument("reward", "a response is longer than the reward model's context");
-    auto rweights =
-        std::make_shared<const LlamaWeights>(load_llama_weights(o.reward_dir, rcfg));
+    auto rweights = std::make_shared<const LlamaWeights>(load_llama_weights(o.reward_dir, rcfg));
     EvalModel rm(rcfg, rweights, backend, int(rlongest));
     auto score = [&](const std::vector<int32_t>& ids) {
       return double(rm.prefill_logits(ids, int(ids.size()) - 1)[0]);
@@ -225,8 +236,8 @@ Fp8EvalResult run_fp8_eval(Backend& backend, const Fp8EvalOptions& o, FILE* log)
     const auto& lw = fp8->layers[size_t(layer)];
     const float ub = o.activation_scale_ub > 0 ? o.activation_scale_ub : kDefaultActivationScaleUb;
     for (float outlier : o.cap_outliers) {
-      const CapDemo d = demonstrate_activation_cap(backend, lw.gate_proj, lw.gate_proj_scale,
-                                                   outlier, ub);
+      const CapDemo d =
+          demonstrate_activation_cap(backend, lw.gate_proj, lw.gate_proj_scale, outlier, ub);
       cap.push_back(ojson{{"weight", llama_layer_tensor_name(layer, "mlp.gate_proj")},
                           {"k", d.k},
                           {"outlier", d.outlier},

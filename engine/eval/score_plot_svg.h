@@ -9,7 +9,7 @@
 namespace herd::eval {
 
 struct NamedSeries {
-  std::string name;  // legend text, e.g. "BF16"
+  std::string name;   // legend text, e.g. "BF16"
   std::string color;  // an SVG color, e.g. "#1f77b4"
   std::vector<double> values;
 };

@@ -16,7 +16,8 @@ void compare_distributions(const float* ref, const float* cand, int64_t rows, in
     acc.kl.push_back(kl_divergence(p, q, vocab));
     acc.top1_agree += argmax(p, vocab) == argmax(q, vocab);
     double diff = 0;
-    for (int64_t i = 0; i < vocab; ++i) diff = std::max(diff, std::fabs(double(q[i]) - double(p[i])));
+    for (int64_t i = 0; i < vocab; ++i)
+      diff = std::max(diff, std::fabs(double(q[i]) - double(p[i])));
     acc.max_abs_logit_diff.push_back(diff);
     acc.reference_entropy.push_back(entropy(p, vocab));
   }

@@ -1,6 +1,8 @@
 // The activation scale cap (activation_scale_ub = 1200) on a row with one huge value, through
 // the CPU backend's real FP8 linear(): capped, the ordinary values keep their precision and
 // the outlier saturates; uncapped (ub = +inf), the ordinary values underflow to zero.
+#include "engine/eval/activation_cap.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "engine/common/dtype.h"
-#include "engine/eval/activation_cap.h"
 #include "engine/quant/fp8_rowwise.h"
 
 namespace herd::eval {

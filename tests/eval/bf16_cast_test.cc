@@ -1,9 +1,10 @@
 // The BF16 reference: an F32 checkpoint rounded to BF16 tensor by tensor (RNE), tied
 // embeddings kept as one tensor, and the report's reference then BF16.
+#include "engine/eval/bf16_cast.h"
+
 #include <gtest/gtest.h>
 
 #include "engine/common/dtype.h"
-#include "engine/eval/bf16_cast.h"
 #include "engine/eval/fp8_eval.h"
 #include "engine/model/config.h"
 #include "tests/model/tiny_model.h"

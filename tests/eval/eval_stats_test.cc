@@ -1,4 +1,6 @@
 // The report's statistics against hand computation.
+#include "engine/eval/eval_stats.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -6,7 +8,6 @@
 #include <vector>
 
 #include "engine/eval/eval_model.h"
-#include "engine/eval/eval_stats.h"
 
 namespace herd::eval {
 namespace {
@@ -33,12 +34,12 @@ TEST(Kl, MatchesHandComputation) {
   EXPECT_NEAR(kl_divergence(p.data(), q.data(), 2), 0.5 * std::log(2.0) + 0.5 * std::log(2.0 / 3.0),
               1e-7);
   // Not symmetric: KL(Q || P) = 1/4 ln(1/2) + 3/4 ln(3/2) = 0.130812...
-  EXPECT_NEAR(kl_divergence(q.data(), p.data(), 2),
-              0.25 * std::log(0.5) + 0.75 * std::log(1.5), 1e-7);
+  EXPECT_NEAR(kl_divergence(q.data(), p.data(), 2), 0.25 * std::log(0.5) + 0.75 * std::log(1.5),
+              1e-7);
   // Three classes: P = (0.7, 0.2, 0.1), Q = (0.5, 0.3, 0.2).
   const auto a = logits_of({0.7, 0.2, 0.1}), b = logits_of({0.5, 0.3, 0.2});
-  const double want = 0.7 * std::log(0.7 / 0.5) + 0.2 * std::log(0.2 / 0.3) +
-                      0.1 * std::log(0.1 / 0.2);
+  const double want =
+      0.7 * std::log(0.7 / 0.5) + 0.2 * std::log(0.2 / 0.3) + 0.1 * std::log(0.1 / 0.2);
   EXPECT_NEAR(kl_divergence(a.data(), b.data(), 3), want, 1e-7);
 }
 
@@ -80,7 +81,7 @@ TEST(AgreementLength, CountsTheCommonPrefix) {
 
 TEST(Percentile, InterpolatesLikeNumpy) {
   const std::vector<double> v = {4, 1, 3, 2};
-  EXPECT_DOUBLE_EQ(percentile(v, 0.5), 2.5);   // numpy.percentile([1,2,3,4], 50)
+  EXPECT_DOUBLE_EQ(percentile(v, 0.5), 2.5);    // numpy.percentile([1,2,3,4], 50)
   EXPECT_DOUBLE_EQ(percentile(v, 0.99), 3.97);  // 1 + 3 * 0.99 ranks -> 3 + 0.97
   EXPECT_DOUBLE_EQ(percentile(v, 0.0), 1.0);
   EXPECT_DOUBLE_EQ(percentile(v, 1.0), 4.0);

@@ -1,15 +1,16 @@
 // The whole report on the tiny make-model checkpoints: the model against itself gives KL 0 and
 // full agreement; against its FP8 quantization, finite non-negative KL and the quantized
 // layers of the paper's rule; reward scores for the same number of responses per model.
+#include "engine/eval/fp8_eval.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "engine/common/error.h"
 #include "engine/eval/eval_model.h"
 #include "engine/eval/eval_stats.h"
-#include "engine/eval/fp8_eval.h"
 #include "engine/eval/teacher_forcing.h"
-#include "engine/common/error.h"
 #include "engine/model/fp8_quantize.h"
 #include "engine/model/weights.h"
 #include "tests/model/tiny_model.h"
@@ -50,7 +51,8 @@ TEST(Fp8Eval, Fp8AgainstBaselineReportsEveryFigure) {
   o.reward_dir = testing::tiny_model_dir("tiny-rm");
   const auto res = run_fp8_eval(*be, o, nullptr);
   const auto& r = res.report;
-  EXPECT_EQ(r["quantized_layers"], nlohmann::ordered_json::parse("[1, 2]"));  // 4 layers: first, last kept
+  EXPECT_EQ(r["quantized_layers"],
+            nlohmann::ordered_json::parse("[1, 2]"));  // 4 layers: first, last kept
   EXPECT_EQ(r["tokens_compared"].get<int64_t>(), 16);
   const double kl_mean = r["kl"]["mean"].get<double>();
   EXPECT_TRUE(std::isfinite(kl_mean));
