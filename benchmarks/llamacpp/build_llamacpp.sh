@@ -5,6 +5,8 @@
 # env:   NLC_DIR   where the node-llama-cpp tarball lives   (default /tmp/nlc)
 #        JOBS      parallel compile jobs                    (default 2)
 #        LLAMACPP_CPU=native|explicit  force the CPU flag choice (default: auto)
+#        BUILD_DIR  build folder (default DEST/build), e.g. for a second flag set
+#        CONFIGURE_ONLY=1  stop after cmake's configure step
 #
 # Only the Debian and npm registries are reachable from the benchmark VMs, so
 # the llama.cpp source comes from the git bundle that the npm package
@@ -15,6 +17,7 @@ DEST=${1:-/work/llama.cpp}
 NLC_VERSION=3.22.1
 NLC_DIR=${NLC_DIR:-/tmp/nlc}
 JOBS=${JOBS:-2}
+BUILD_DIR=${BUILD_DIR:-$DEST/build}
 TGZ=$NLC_DIR/node-llama-cpp-$NLC_VERSION.tgz
 
 mkdir -p "$NLC_DIR"
@@ -58,7 +61,7 @@ echo "CPU flags ($mode): ${cpu_flags[*]}"
 
 # No network at build or run time: no OpenSSL/HTTPS model downloads, no web UI
 # fetched from Hugging Face, no OpenMP fetched from LLVM.  No GPU backends.
-cmake -S "$DEST" -B "$DEST/build" -G Ninja \
+cmake -S "$DEST" -B "$BUILD_DIR" -G Ninja \
   -DCMAKE_BUILD_TYPE=Release \
   -DBUILD_SHARED_LIBS=OFF \
   -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF \
@@ -66,9 +69,11 @@ cmake -S "$DEST" -B "$DEST/build" -G Ninja \
   -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_BLAS=OFF \
   "${cpu_flags[@]}"
 
+[[ ${CONFIGURE_ONLY:-0} == 1 ]] && exit 0
+
 # nice + few jobs: the benchmark VMs have 2 cores that are usually busy.
-nice -n 19 cmake --build "$DEST/build" -j "$JOBS" --target \
+nice -n 19 cmake --build "$BUILD_DIR" -j "$JOBS" --target \
   llama-bench llama-server llama-cli llama-completion llama-simple
 
-ls -l "$DEST"/build/bin/llama-{bench,server,cli,completion,simple}
-"$DEST/build/bin/llama-bench" --version 2>&1 | tail -n 2 || true
+ls -l "$BUILD_DIR"/bin/llama-{bench,server,cli,completion,simple}
+"$BUILD_DIR/bin/llama-bench" --version 2>&1 | tail -n 2 || true

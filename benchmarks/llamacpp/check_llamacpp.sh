@@ -44,5 +44,5 @@ echo "llama greedy: $llama_greedy"
 [[ $herd_greedy == "$llama_greedy" ]] && echo "greedy tokens: MATCH" || { echo "greedy tokens: DIFFER"; status=1; }
 
 "$HERD" bench serve --base-url "http://127.0.0.1:$PORT" --model m --tokenizer "$WORK/m" \
-  --input-len 32 --output-len 16 --num-prompts 8 --max-concurrency 4
+  --input-len 32 --output-len 16 --num-prompts 8 --max-concurrency 4 --json "${BENCH_JSON:-/dev/null}"
 exit "${status:-0}"
