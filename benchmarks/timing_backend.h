@@ -69,6 +69,7 @@ class TimingBackend final : public Backend {
   void synchronize() override { inner_.synchronize(); }
   Tensor adopt_weight(const Tensor& host) override { return inner_.adopt_weight(host); }
   void release_weight(const Tensor& w) override { inner_.release_weight(w); }
+  void prepare_linear(const Tensor& w) override { inner_.prepare_linear(w); }
 
   void embedding(const Tensor& table, const int32_t* ids, Tensor& out) override {
     Timed t(*this, kEmbedding);

@@ -63,6 +63,12 @@ class Backend {
   // pointer as is (no copy), a GPU backend copies it.
   virtual Tensor adopt_weight(const Tensor& host) = 0;
   virtual void release_weight(const Tensor& w) = 0;
+  // `w` (from adopt_weight) will be a linear() weight until release_weight(w): the backend may
+  // repack it once, here, into the layout its GEMM wants (the CPU backend packs BF16 weights
+  // for its AVX-512 BF16 kernel, kernels/cpu/linear_bf16.h); linear() then finds the packed
+  // copy. Not to be called concurrently with linear() on the same backend. Pure virtual so that
+  // a decorating backend cannot silently drop it.
+  virtual void prepare_linear(const Tensor& w) = 0;
 
   // ---- ops ---------------------------------------------------------------------------
   // out[t] = table[ids[t]]; table F32/F16/BF16 [vocab, dim], out [n, dim] activation dtype.

@@ -109,8 +109,11 @@ LlamaModel::LlamaModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeight
     l.w_gate = linear_weight(lw.gate_proj, lw.gate_proj_scale);
     l.w_up = linear_weight(lw.up_proj, lw.up_proj_scale);
     l.w_down = linear_weight(lw.down_proj, lw.down_proj_scale);
+    for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate.w, &l.w_up.w, &l.w_down.w})
+      if (t->data) backend.prepare_linear(*t);
     layers_.push_back(l);
   }
+  if (lm_head_.data) backend.prepare_linear(lm_head_);
 
   if (!layout_.last_stage()) {
     ones_host_.assign(size_t(cfg.hidden_size), 1.0f);

@@ -3,13 +3,17 @@
 // persistent thread pool. Memory is plain host memory; weights are used in place.
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <shared_mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 #include "engine/common/error.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/linear_bf16.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace herd {
@@ -59,7 +63,7 @@ void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const ch
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) : pool_(threads) {}
+  explicit CpuBackend(int threads) : pool_(threads), bf16_gemm_(cpu::bf16_gemm_enabled()) {}
 
   std::string name() const override { return "cpu"; }
   DType activation_dtype() const override { return DType::kF32; }
@@ -75,7 +79,17 @@ class CpuBackend final : public Backend {
   void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   Tensor adopt_weight(const Tensor& host) override { return host; }  // used in place (mmap)
-  void release_weight(const Tensor&) override {}
+  void release_weight(const Tensor& w) override {
+    std::unique_lock lock(packed_mu_);
+    packed_.erase(w.data);
+  }
+  void prepare_linear(const Tensor& w) override {
+    if (!bf16_gemm_ || w.dtype != DType::kBF16 || w.data == nullptr) return;
+    check_float_weight(w, "prepare_linear", "w", /*strided_ok=*/true);
+    auto packed = cpu::pack_bf16_weight(pool_, w.as<uint16_t>(), w.rows, w.cols, w.row_stride());
+    std::unique_lock lock(packed_mu_);
+    packed_.insert_or_assign(w.data, PackedView{w.row_stride(), std::move(packed)});
+  }
 
   void embedding(const Tensor& table, const int32_t* ids, Tensor& out) override {
     check_float_weight(table, "embedding", "table");
@@ -118,8 +132,23 @@ class CpuBackend final : public Backend {
     check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, "linear",
           "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
               describe(out));
+    if (const cpu::PackedBf16Weight* p = packed_for(w)) {
+      return cpu::linear_bf16_packed(pool_, x.as<float>(), x.rows, *p, out.as<float>());
+    }
     cpu::linear(pool_, x.as<float>(), x.rows, x.cols, w.data, w.row_stride(), w.dtype, w.rows,
                 out.as<float>());
+  }
+
+  // The packed copy prepare_linear() made of exactly this view (same shape and stride), if any.
+  const cpu::PackedBf16Weight* packed_for(const Tensor& w) {
+    if (!bf16_gemm_ || w.dtype != DType::kBF16) return nullptr;
+    std::shared_lock lock(packed_mu_);
+    const auto it = packed_.find(w.data);
+    if (it == packed_.end()) return nullptr;
+    const PackedView& v = it->second;
+    if (v.packed.rows != w.rows || v.packed.cols != w.cols || v.stride != w.row_stride())
+      return nullptr;
+    return &v.packed;
   }
 
   void linear_fp8(const Tensor& x, const LinearWeight& lw, Tensor& out) {
@@ -193,6 +222,13 @@ class CpuBackend final : public Backend {
   }
 
   cpu::ThreadPool pool_;
+  const bool bf16_gemm_;  // BF16 weights go through the packed AVX-512 BF16 GEMM
+  struct PackedView {
+    int64_t stride = 0;  // the prepared view's row stride (a shard is a strided view)
+    cpu::PackedBf16Weight packed;
+  };
+  std::shared_mutex packed_mu_;
+  std::unordered_map<const void*, PackedView> packed_;  // keyed by the weight's data pointer
 };
 
 void CpuBackend::kv_write(const Tensor& k, const Tensor& v, const int32_t* slots, KvLayer& layer) {

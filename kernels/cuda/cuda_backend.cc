@@ -152,6 +152,8 @@ class CudaBackend final : public Backend {
 
   Tensor adopt_weight(const Tensor& host) override;
   void release_weight(const Tensor& w) override { deallocate(w.data); }
+  // cuBLASLt reads the [out, in] weight as it is (the transposed operand): nothing to pack.
+  void prepare_linear(const Tensor&) override {}
 
   // ---- ops ------------------------------------------------------------------------------
   void embedding(const Tensor& table, const int32_t* ids, Tensor& out) override {

@@ -1,6 +1,7 @@
 // Issue #2 acceptance: the engine's logits against an independent reference
 // (tests/reference/llama_ref.py, plain numpy) on seeded tiny Llama-3.1-shaped models — llama3
-// rope scaling, GQA (4 query heads on 2 KV heads), untied and tied embeddings — fp32 weights,
+// rope scaling, GQA (4 query heads on 2 KV heads), untied and tied embeddings — fp32 weights
+// (and bf16 weights, on the BF16 GEMM where the CPU has one),
 // every position of a prompt, max |difference| <= 1e-3. The prompt runs as the engine runs it:
 // a paged KV cache, in two chunks (prefill then continuation), so the cached-context path is
 // what gets compared.
@@ -13,6 +14,7 @@
 
 #include "engine/model/llama.h"
 #include "engine/model/weights.h"
+#include "kernels/cpu/linear_bf16.h"
 #include "tests/api/engine_test_util.h"
 
 namespace herd {
@@ -28,13 +30,14 @@ bool have_numpy() {
 }
 
 std::vector<std::vector<float>> reference_logits(const std::string& dir,
-                                                 const std::vector<int32_t>& ids) {
+                                                 const std::vector<int32_t>& ids,
+                                                 const std::string& flags = "") {
   std::string list;
   for (int32_t id : ids) {
     if (!list.empty()) list.push_back(',');
     list.append(std::to_string(id));
   }
-  const std::string cmd = kPython + " '" + kRef + "' '" + dir + "' --ids " + list;
+  const std::string cmd = kPython + " '" + kRef + "' '" + dir + "' --ids " + list + flags;
   std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
   std::string out;
   char buf[65536];
@@ -75,11 +78,13 @@ std::vector<std::vector<float>> engine_logits(const std::string& dir,
   return rows;
 }
 
-void compare(const std::string& shape) {
+void compare(const std::string& shape, DType dtype = DType::kF32) {
   if (!have_numpy()) GTEST_SKIP() << kPython << " with numpy not available";
-  const std::string& dir = testing::tiny_model_dir(shape);
+  const std::string& dir = testing::tiny_model_dir(shape, dtype);
   const std::vector<int32_t> ids = testing::test_prompt(40, 3);
-  const auto ref = reference_logits(dir, ids);
+  // BF16 weights on the BF16 GEMM: the reference rounds those linears' inputs the same way.
+  const auto ref =
+      reference_logits(dir, ids, cpu::bf16_gemm_enabled() ? " --bf16-activations" : "");
   const auto got = engine_logits(dir, ids, 23);
   ASSERT_EQ(ref.size(), got.size());
   float worst = 0, scale = 0;
@@ -97,6 +102,9 @@ void compare(const std::string& shape) {
 
 TEST(ReferenceLogits, TinyUntiedMatchesNumpyReference) { compare("tiny"); }
 TEST(ReferenceLogits, TinyTiedMatchesNumpyReference) { compare("tiny-tied"); }
+// BF16 weights: every linear on the packed BF16 GEMM where the CPU has it (else fp32).
+TEST(ReferenceLogits, TinyBf16MatchesNumpyReference) { compare("tiny", DType::kBF16); }
+TEST(ReferenceLogits, TinyTiedBf16MatchesNumpyReference) { compare("tiny-tied", DType::kBF16); }
 
 }  // namespace
 }  // namespace herd

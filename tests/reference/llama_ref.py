@@ -20,6 +20,11 @@ x / scale rounded to the nearest E4M3 value (ties to even, saturating at +-448),
 The activation rounding is done on float32 values (the engine's activation dtype) so that
 both sides round the same numbers.
 
+--bf16-activations mirrors the CPU backend's BF16 GEMM (kernels/cpu/linear_bf16.h, used for
+BF16 weights where the CPU has AVX-512 BF16): the input of every linear whose weight is stored
+as BF16 is first rounded to bfloat16 (from its float32 value, round-to-nearest-even); the
+product itself stays float64.
+
 A reward model (architectures LlamaForSequenceClassification) has `score.weight`
 [num_labels, hidden] instead of lm_head; its score is that head applied to the final-normed
 hidden state of the last token (transformers pools the last non-padding token; the prompt
@@ -103,6 +108,9 @@ class Tensors:
     def __contains__(self, name):
         return name in self.raw
 
+    def stored_dtype(self, name):
+        return self.raw[name][1]
+
     def __getitem__(self, name):
         raw, dt, shape = self.raw[name]
         if dt == "F32":
@@ -114,6 +122,13 @@ class Tensors:
         else:  # BF16: the top 16 bits of a float32
             a = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
         return a.astype(np.float64).reshape(shape)
+
+
+def round_to_bf16(a):
+    """float32 value of a, rounded to the nearest bfloat16 (ties to even); finite inputs."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
 
 
 def read_checkpoint(model_dir):
@@ -167,7 +182,8 @@ def rotate_half_rope(x, positions, inv_freq):
 
 
 class LlamaRef:
-    def __init__(self, model_dir):
+    def __init__(self, model_dir, bf16_activations=False):
+        self.bf16_activations = bf16_activations
         with open(os.path.join(model_dir, "config.json")) as f:
             self.cfg = cfg = json.load(f)
         self.w = read_checkpoint(model_dir)
@@ -187,10 +203,17 @@ class LlamaRef:
     def linear(self, x, name):
         """x @ W^T; an fbgemm_fp8 module (NAME.weight_scale present) dequantizes W row-wise and
         quantizes x per token first."""
-        w = self.w[name + ".weight"]
-        if name + ".weight_scale" in self.w:
-            w = w * self.w[name + ".weight_scale"]  # [out, in] * [out, 1]
+        return self.matmul(x, name + ".weight")
+
+    def matmul(self, x, weight_name):
+        """x @ W^T for the stored tensor weight_name (see linear for FP8 modules)."""
+        w = self.w[weight_name]
+        scale_name = weight_name[:-len("weight")] + "weight_scale"
+        if weight_name.endswith(".weight") and scale_name in self.w:
+            w = w * self.w[scale_name]  # [out, in] * [out, 1]
             x = quantize_activation_rows(x, self.act_ub)
+        elif self.bf16_activations and self.w.stored_dtype(weight_name) == "BF16":
+            x = round_to_bf16(x)
         return x @ w.T
 
     def logits(self, ids):
@@ -203,9 +226,9 @@ class LlamaRef:
         for l in range(self.layers):
             p = f"model.layers.{l}."
             h = rms_norm(x, w[p + "input_layernorm.weight"], self.eps)
-            q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(T, self.heads, hd)
-            k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(T, self.kv_heads, hd)
-            v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(T, self.kv_heads, hd)
+            q = self.matmul(h, p + "self_attn.q_proj.weight").reshape(T, self.heads, hd)
+            k = self.matmul(h, p + "self_attn.k_proj.weight").reshape(T, self.kv_heads, hd)
+            v = self.matmul(h, p + "self_attn.v_proj.weight").reshape(T, self.kv_heads, hd)
             q = rotate_half_rope(q, pos, self.inv_freq)
             k = rotate_half_rope(k, pos, self.inv_freq)
             out = np.empty((T, self.heads, hd))
@@ -215,16 +238,15 @@ class LlamaRef:
                 s = np.exp(s - s.max(axis=-1, keepdims=True))
                 s /= s.sum(axis=-1, keepdims=True)
                 out[:, head, :] = s @ v[:, kv, :]
-            x = x + out.reshape(T, self.heads * hd) @ w[p + "self_attn.o_proj.weight"].T
+            x = x + self.matmul(out.reshape(T, self.heads * hd), p + "self_attn.o_proj.weight")
             h = rms_norm(x, w[p + "post_attention_layernorm.weight"], self.eps)
             gate = self.linear(h, p + "mlp.gate_proj")
             up = self.linear(h, p + "mlp.up_proj")
             x = x + self.linear(gate / (1.0 + np.exp(-gate)) * up, p + "mlp.down_proj")
         x = rms_norm(x, w["model.norm.weight"], self.eps)
         if "score.weight" in w:  # LlamaForSequenceClassification
-            return x @ w["score.weight"].T
-        head = w["model.embed_tokens.weight"] if self.tied else w["lm_head.weight"]
-        return x @ head.T
+            return self.matmul(x, "score.weight")
+        return self.matmul(x, "model.embed_tokens.weight" if self.tied else "lm_head.weight")
 
     def scores(self, ids):
         """The sequence-classification scores: the head on the last token, [num_labels]."""
@@ -241,11 +263,14 @@ def main(argv):
                     help="also generate this many tokens greedily (full recompute per token)")
     ap.add_argument("--score", action="store_true",
                     help="reward model: print only the last token's scores")
+    ap.add_argument("--bf16-activations", action="store_true",
+                    help="round the input of each BF16-weight linear to bfloat16 (herd's CPU "
+                         "BF16 GEMM)")
     args = ap.parse_args(argv)
     ids = [int(t) for t in args.ids.split(",") if t.strip()]
     if not ids:
         ap.error("--ids is empty")
-    model = LlamaRef(args.model_dir)
+    model = LlamaRef(args.model_dir, args.bf16_activations)
     if args.score:
         json.dump({"scores": model.scores(ids).tolist()}, sys.stdout)
         sys.stdout.write("\n")

@@ -1,0 +1,202 @@
+// The packed BF16 GEMM (see linear_bf16.h for the numerics and the layout).
+//
+// Why intrinsics and not Highway here: Debian's Highway 1.0.3 has no bf16 dot-product op (its
+// ReorderWidenMulAccumulate covers int16 only; the bf16 form and the AVX3_ZEN4 / AVX3_SPR
+// targets that emit vdpbf16ps came later). So this one kernel is written for AVX-512 BF16
+// behind a run-time CPU check (bf16_gemm_supported); every other CPU runs linear.cc.
+//
+// Walk: a task owns one 64-column group and a range of input rows. For each k-block of 64
+// pairs (the group's 16 KiB of packed weights, which stay in L1), every tile of up to 6 rows
+// runs the 6 x 4-vector micro-kernel: per k pair, 4 vector loads of weights and one broadcast
+// per row feed 24 dot-product instructions into 24 fp32 accumulators (of 32 registers).
+#include "kernels/cpu/linear_bf16.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "engine/common/error.h"
+#include "kernels/cpu/thread_pool.h"
+
+#define HERD_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+// The tile's accumulators must live in registers: its r/v loops are unrolled at any -O level.
+#define HERD_UNROLL _Pragma("GCC unroll 16")
+
+namespace herd::cpu {
+namespace {
+
+constexpr int kMR = 6;                // input rows per micro-tile
+constexpr int kNV = 4;                // 16-lane output vectors per micro-tile (one group)
+constexpr int64_t kKBlockPairs = 64;  // k pairs per block: 4 x 64 x 64 B = 16 KiB of weights
+constexpr int64_t kGroupU16 = PackedBf16Weight::kGroupCols * 2;  // u16 per k pair in a group
+
+// out[r, group cols] (+)= sum over pairs [0, pairs) of the rows' bf16 pairs times the group's
+// packed pairs. `first`: start from zero (k-block 0), else continue from out (fp32, exact).
+// valid_cols < 64 only for the last group: the lanes past the matrix are computed on the
+// zero padding and not stored.
+template <int MR>
+HERD_AVX512BF16 void Tile(const uint16_t* x, int64_t ldx, const uint16_t* wq, int64_t pairs,
+                          float* out, int64_t ldo, int valid_cols, bool first) {
+  __mmask16 mask[kNV];
+  HERD_UNROLL
+  for (int v = 0; v < kNV; ++v) {
+    const int n = std::clamp(valid_cols - 16 * v, 0, 16);
+    mask[v] = __mmask16((1u << n) - 1u);
+  }
+  __m512 acc[MR][kNV];
+  HERD_UNROLL
+  for (int r = 0; r < MR; ++r) HERD_UNROLL
+  for (int v = 0; v < kNV; ++v)
+    acc[r][v] =
+        first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask[v], out + r * ldo + 16 * v);
+  for (int64_t q = 0; q < pairs; ++q) {
+    __m512bh w[kNV];
+    HERD_UNROLL
+    for (int v = 0; v < kNV; ++v)
+      w[v] = (__m512bh)_mm512_loadu_si512(static_cast<const void*>(wq + q * kGroupU16 + 32 * v));
+    HERD_UNROLL
+    for (int r = 0; r < MR; ++r) {
+      int32_t pair;
+      std::memcpy(&pair, x + r * ldx + 2 * q, sizeof(pair));
+      const __m512bh xb = (__m512bh)_mm512_set1_epi32(pair);
+      HERD_UNROLL
+      for (int v = 0; v < kNV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xb, w[v]);
+    }
+  }
+  HERD_UNROLL
+  for (int r = 0; r < MR; ++r) HERD_UNROLL
+  for (int v = 0; v < kNV; ++v) _mm512_mask_storeu_ps(out + r * ldo + 16 * v, mask[v], acc[r][v]);
+}
+
+HERD_AVX512BF16 void TileN(int mr, const uint16_t* x, int64_t ldx, const uint16_t* wq,
+                           int64_t pairs, float* out, int64_t ldo, int valid_cols, bool first) {
+  switch (mr) {
+    case 1:
+      return Tile<1>(x, ldx, wq, pairs, out, ldo, valid_cols, first);
+    case 2:
+      return Tile<2>(x, ldx, wq, pairs, out, ldo, valid_cols, first);
+    case 3:
+      return Tile<3>(x, ldx, wq, pairs, out, ldo, valid_cols, first);
+    case 4:
+      return Tile<4>(x, ldx, wq, pairs, out, ldo, valid_cols, first);
+    case 5:
+      return Tile<5>(x, ldx, wq, pairs, out, ldo, valid_cols, first);
+    default:
+      return Tile<6>(x, ldx, wq, pairs, out, ldo, valid_cols, first);
+  }
+}
+
+// Group g's output columns for input rows [r_begin, r_end).
+HERD_AVX512BF16 void GroupRows(const uint16_t* xb, int64_t ldx, const PackedBf16Weight& w,
+                               int64_t g, int64_t r_begin, int64_t r_end, float* out) {
+  const uint16_t* group = w.group(g);
+  const int64_t j0 = g * PackedBf16Weight::kGroupCols;
+  const int valid = int(std::min<int64_t>(PackedBf16Weight::kGroupCols, w.rows - j0));
+  for (int64_t q0 = 0; q0 < w.k_pairs; q0 += kKBlockPairs) {
+    const int64_t pairs = std::min(kKBlockPairs, w.k_pairs - q0);
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += kMR) {
+      TileN(int(std::min<int64_t>(kMR, r_end - r0)), xb + r0 * ldx + 2 * q0, ldx,
+            group + q0 * kGroupU16, pairs, out + r0 * w.rows + j0, w.rows, valid, q0 == 0);
+    }
+  }
+}
+
+// Rows [r_begin, r_end) of x rounded to bf16 (RNE) into rows of ldx (even) u16, zero-padded.
+HERD_AVX512BF16 void RoundRows(const float* x, int64_t cols, int64_t r_begin, int64_t r_end,
+                               uint16_t* xb, int64_t ldx) {
+  for (int64_t r = r_begin; r < r_end; ++r) {
+    const float* src = x + r * cols;
+    uint16_t* dst = xb + r * ldx;
+    int64_t i = 0;
+    for (; i + 16 <= cols; i += 16) {
+      const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), (__m256i)h);
+    }
+    if (i < cols) {
+      const __mmask16 m = __mmask16((1u << (cols - i)) - 1u);
+      const __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i));
+      _mm256_mask_storeu_epi16(dst + i, m, (__m256i)h);
+    }
+    for (int64_t p = cols; p < ldx; ++p) dst[p] = 0;
+  }
+}
+
+}  // namespace
+
+bool bf16_gemm_supported() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512bf16");
+}
+
+bool bf16_gemm_enabled() {
+  const char* env = std::getenv("HERD_CPU_MATMUL");
+  const std::string mode = env ? env : "";
+  if (mode == "fp32") return false;
+  if (!mode.empty() && mode != "auto")
+    throw Error("HERD_CPU_MATMUL must be 'auto' or 'fp32', got '" + mode + "'");
+  return bf16_gemm_supported();
+}
+
+PackedBf16Weight pack_bf16_weight(ThreadPool& pool, const uint16_t* w, int64_t rows, int64_t cols,
+                                  int64_t stride) {
+  PackedBf16Weight p;
+  p.rows = rows;
+  p.cols = cols;
+  p.k_pairs = (cols + 1) / 2;
+  p.groups = (rows + PackedBf16Weight::kGroupCols - 1) / PackedBf16Weight::kGroupCols;
+  const size_t bytes = std::max<size_t>(p.bytes(), 64);
+  p.data = {static_cast<uint16_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)), std::free};
+  if (!p.data) throw std::bad_alloc();
+  // Element (j, i) goes to group j / 64, pair i / 2, vector (j % 64) / 16, lane j % 16, half
+  // i % 2; columns past `rows` and the odd column's partner are zero.
+  pool.parallel_for(p.groups, [&](int64_t g, int) {
+    uint16_t* dst = p.data.get() + g * kGroupU16 * p.k_pairs;
+    for (int64_t c = 0; c < PackedBf16Weight::kGroupCols; ++c) {
+      const int64_t j = g * PackedBf16Weight::kGroupCols + c;
+      uint16_t* col = dst + (c / 16) * 32 + (c % 16) * 2;
+      for (int64_t q = 0; q < p.k_pairs; ++q) {
+        const int64_t i = 2 * q;
+        col[q * kGroupU16] = j < rows ? w[j * stride + i] : 0;
+        col[q * kGroupU16 + 1] = j < rows && i + 1 < cols ? w[j * stride + i + 1] : 0;
+      }
+    }
+  });
+  return p;
+}
+
+void linear_bf16_packed(ThreadPool& pool, const float* x, int64_t n, const PackedBf16Weight& w,
+                        float* out) {
+  if (n <= 0 || w.rows <= 0) return;
+  const int64_t ldx = 2 * w.k_pairs;
+  thread_local std::vector<uint16_t> xb_store;
+  xb_store.resize(size_t(n * ldx));
+  uint16_t* xb = xb_store.data();
+  const float* xs = x;
+  const int64_t cols = w.cols;
+  const int64_t round_tasks = std::min<int64_t>(n, 4 * pool.size());
+  pool.parallel_for(round_tasks, [&](int64_t t, int) {
+    RoundRows(xs, cols, t * n / round_tasks, (t + 1) * n / round_tasks, xb, ldx);
+  });
+  // Tasks: every group, and when groups alone cannot keep each thread busy with a few tasks,
+  // the rows split too (a whole number of micro-tiles per task). Outputs do not depend on it.
+  const int64_t threads = pool.size();
+  int64_t row_chunks = 1;
+  if (w.groups < 4 * threads && n > kMR) {
+    row_chunks = std::min((4 * threads + w.groups - 1) / w.groups, (n + kMR - 1) / kMR);
+  }
+  const int64_t rows_per_chunk = ((n + row_chunks - 1) / row_chunks + kMR - 1) / kMR * kMR;
+  row_chunks = (n + rows_per_chunk - 1) / rows_per_chunk;
+  pool.parallel_for(w.groups * row_chunks, [&](int64_t task, int) {
+    const int64_t g = task / row_chunks, c = task % row_chunks;
+    const int64_t r0 = c * rows_per_chunk;
+    GroupRows(xb, ldx, w, g, r0, std::min(n, r0 + rows_per_chunk), out);
+  });
+}
+
+}  // namespace herd::cpu
