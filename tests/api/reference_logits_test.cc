@@ -16,34 +16,12 @@
 #include "engine/model/weights.h"
 #include "kernels/cpu/linear_bf16.h"
 #include "tests/api/engine_test_util.h"
+#include "tests/reference/llama_ref_runner.h"
 
 namespace herd {
 namespace {
 
-const std::string kRef = std::string(HERD_SOURCE_DIR) + "/tests/reference/llama_ref.py";
-const std::string kPython = "/usr/bin/python3";
 constexpr float kTolerance = 1e-3f;
-
-bool have_numpy() {
-  return std::filesystem::exists(kPython) &&
-         std::system((kPython + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0;
-}
-
-std::vector<std::vector<float>> reference_logits(const std::string& dir,
-                                                 const std::vector<int32_t>& ids,
-                                                 const std::string& flags = "") {
-  std::string list;
-  for (int32_t id : ids) {
-    if (!list.empty()) list.push_back(',');
-    list.append(std::to_string(id));
-  }
-  const std::string cmd = kPython + " '" + kRef + "' '" + dir + "' --ids " + list + flags;
-  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  char buf[65536];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p.get())) > 0;) out.append(buf, n);
-  return nlohmann::json::parse(out)["logits"].get<std::vector<std::vector<float>>>();
-}
 
 // Engine logits of every position, the prompt run in two chunks [0, split) and [split, n).
 std::vector<std::vector<float>> engine_logits(const std::string& dir,
@@ -79,12 +57,12 @@ std::vector<std::vector<float>> engine_logits(const std::string& dir,
 }
 
 void compare(const std::string& shape, DType dtype = DType::kF32) {
-  if (!have_numpy()) GTEST_SKIP() << kPython << " with numpy not available";
+  if (!testing::have_numpy()) GTEST_SKIP() << testing::kRefPython << " with numpy not available";
   const std::string& dir = testing::tiny_model_dir(shape, dtype);
   const std::vector<int32_t> ids = testing::test_prompt(40, 3);
   // BF16 weights on the BF16 GEMM: the reference rounds those linears' inputs the same way.
   const auto ref =
-      reference_logits(dir, ids, cpu::bf16_gemm_enabled() ? " --bf16-activations" : "");
+      testing::reference_logits(dir, ids, cpu::bf16_gemm_enabled() ? " --bf16-activations" : "");
   const auto got = engine_logits(dir, ids, 23);
   ASSERT_EQ(ref.size(), got.size());
   float worst = 0, scale = 0;

@@ -13,34 +13,17 @@
 #include "engine/model/convert_llama2c.h"
 #include "engine/model/make_model.h"
 #include "tests/model/checkpoint_test_util.h"
+#include "tests/reference/llama_ref_runner.h"
 
 namespace herd {
 namespace {
-
-const std::string kRef = std::string(HERD_SOURCE_DIR) + "/tests/reference/llama_ref.py";
-const std::string kPython = "/usr/bin/python3";
-
-bool have_numpy() {
-  return std::filesystem::exists(kPython) &&
-         std::system((kPython + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0;
-}
-
-nlohmann::json run_ref(const std::string& dir, const std::string& args) {
-  const std::string cmd = kPython + " '" + kRef + "' '" + dir + "' " + args;
-  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p.get())) > 0) out.append(buf, n);
-  return nlohmann::json::parse(out);
-}
 
 TEST(ReferenceForward, ReproducesLlama2cGreedyTokensOnConvertedStories) {
   const std::string d = std::string(HERD_TESTDATA_DIR) + "/stories260K";
   if (!std::filesystem::exists(d + "/stories260K.bin") ||
       !std::filesystem::exists(d + "/expected_greedy_ids_n200.derived.txt"))
     GTEST_SKIP() << "stories260K test data not found under " << d;
-  if (!have_numpy()) GTEST_SKIP() << kPython << " with numpy not available";
+  if (!testing::have_numpy()) GTEST_SKIP() << testing::kRefPython << " with numpy not available";
   testing::ScratchDir out;
   convert_llama2c(d + "/stories260K.bin", d + "/tok512.bin", out.path());
   std::istringstream expected_text(testing::read_file(d + "/expected_greedy_ids_n200.derived.txt"));
@@ -48,20 +31,20 @@ TEST(ReferenceForward, ReproducesLlama2cGreedyTokensOnConvertedStories) {
   for (int id; expected_text >> id && expected.size() < 40;) expected.push_back(id);
   ASSERT_EQ(expected.size(), 40u);
   // The sequence starts from BOS alone (README).
-  nlohmann::json r = run_ref(out.path(), "--ids 1 --greedy 40");
+  nlohmann::json r = testing::run_llama_ref(out.path(), "--ids 1 --greedy 40");
   EXPECT_EQ(r["generated"].get<std::vector<int>>(), expected);
 }
 
 TEST(ReferenceForward, TinyLogitsFiniteDeterministicAndPositionDependent) {
-  if (!have_numpy()) GTEST_SKIP() << kPython << " with numpy not available";
+  if (!testing::have_numpy()) GTEST_SKIP() << testing::kRefPython << " with numpy not available";
   testing::ScratchDir dir;
   MakeModelOptions o;
   o.output = dir.path();
   o.seed = 11;
   o.write_tokenizer = false;
   make_model(o);
-  nlohmann::json a = run_ref(dir.path(), "--ids 256,72,101,108,108,111");
-  nlohmann::json b = run_ref(dir.path(), "--ids 256,72,101,108,108,111");
+  nlohmann::json a = testing::run_llama_ref(dir.path(), "--ids 256,72,101,108,108,111");
+  nlohmann::json b = testing::run_llama_ref(dir.path(), "--ids 256,72,101,108,108,111");
   EXPECT_EQ(a, b);
   auto logits = a["logits"].get<std::vector<std::vector<double>>>();
   ASSERT_EQ(logits.size(), 6u);
@@ -79,8 +62,8 @@ TEST(ReferenceForward, TinyLogitsFiniteDeterministicAndPositionDependent) {
   }
   EXPECT_NE(logits[1], logits[2]);
   // Causality: a prompt's prefix gets the same logits as the shorter prompt.
-  auto prefix =
-      run_ref(dir.path(), "--ids 256,72,101")["logits"].get<std::vector<std::vector<double>>>();
+  auto prefix = testing::run_llama_ref(dir.path(), "--ids 256,72,101")["logits"]
+                    .get<std::vector<std::vector<double>>>();
   for (size_t t = 0; t < 3; ++t)
     for (size_t v = 0; v < 512; ++v) ASSERT_NEAR(prefix[t][v], logits[t][v], 1e-9);
 }

@@ -17,6 +17,7 @@
 #include "engine/model/weights.h"
 #include "kernels/backend.h"
 #include "tests/model/checkpoint_test_util.h"
+#include "tests/reference/llama_ref_runner.h"
 
 namespace herd {
 namespace {
@@ -24,16 +25,9 @@ namespace {
 using ::testing::HasSubstr;
 using json = nlohmann::ordered_json;
 
-const std::string kRef = std::string(HERD_SOURCE_DIR) + "/tests/reference/llama_ref.py";
-const std::string kPython = "/usr/bin/python3";
 // fp32 weights, float32 engine math vs float64 reference: the same bound as the logits test
 // (tests/api/reference_logits_test.cc), on scores of a few units.
 constexpr float kTolerance = 1e-3f;
-
-bool have_numpy() {
-  return std::filesystem::exists(kPython) &&
-         std::system((kPython + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0;
-}
 
 std::string make_rm(const testing::ScratchDir& dir, const std::string& shape = "tiny-rm") {
   MakeModelOptions o;
@@ -47,17 +41,8 @@ std::string make_rm(const testing::ScratchDir& dir, const std::string& shape = "
 }
 
 std::vector<float> reference_scores(const std::string& dir, const std::vector<int32_t>& ids) {
-  std::string list;
-  for (int32_t id : ids) {
-    if (!list.empty()) list.push_back(',');
-    list.append(std::to_string(id));
-  }
-  const std::string cmd = kPython + " '" + kRef + "' '" + dir + "' --score --ids " + list;
-  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p.get())) > 0;) out.append(buf, n);
-  return json::parse(out)["scores"].get<std::vector<float>>();
+  return testing::run_llama_ref(dir, "--score --ids " + testing::id_list(ids))["scores"]
+      .get<std::vector<float>>();
 }
 
 std::vector<int32_t> prompt(int len, int salt) {
@@ -149,7 +134,7 @@ TEST(RewardModelWeights, MissingScoreHeadIsAnError) {
 // Three prompts of different lengths in one varlen step (no padding), the score row of each
 // being its last token: against the reference run on each prompt alone.
 TEST(RewardModelScores, VarlenBatchMatchesNumpyReference) {
-  if (!have_numpy()) GTEST_SKIP() << kPython << " with numpy not available";
+  if (!testing::have_numpy()) GTEST_SKIP() << testing::kRefPython << " with numpy not available";
   testing::ScratchDir dir;
   const std::string path = make_rm(dir);
   const ModelConfig cfg = load_model_config(path);

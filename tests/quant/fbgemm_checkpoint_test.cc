@@ -11,6 +11,7 @@
 #include "engine/common/error.h"
 #include "kernels/cpu/linear_bf16.h"
 #include "tests/quant/fbgemm_test_util.h"
+#include "tests/reference/llama_ref_runner.h"
 
 namespace herd {
 namespace {
@@ -18,30 +19,6 @@ namespace {
 using testing::FbgemmOptions;
 using ::testing::HasSubstr;
 using testing::ScratchDir;
-
-const std::string kRef = std::string(HERD_SOURCE_DIR) + "/tests/reference/llama_ref.py";
-const std::string kPython = "/usr/bin/python3";
-
-bool have_numpy() {
-  return std::filesystem::exists(kPython) &&
-         std::system((kPython + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0;
-}
-
-std::vector<std::vector<float>> reference_logits(const std::string& dir,
-                                                 const std::vector<int32_t>& ids,
-                                                 const std::string& flags = "") {
-  std::string list;
-  for (int32_t id : ids) {
-    if (!list.empty()) list.push_back(',');
-    list.append(std::to_string(id));
-  }
-  const std::string cmd = kPython + " '" + kRef + "' '" + dir + "' --ids " + list + flags;
-  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  char buf[65536];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p.get())) > 0;) out.append(buf, n);
-  return nlohmann::json::parse(out)["logits"].get<std::vector<std::vector<float>>>();
-}
 
 std::string load_error(const std::string& dir) {
   try {
@@ -82,7 +59,7 @@ TEST(FbgemmCheckpoint, LoadsMetaLayoutWithMixedDtypes) {
 // of the BF16 reference test, allows such a flip and still catches any dequantization or
 // scaling mistake (the FP8 and BF16 models differ by more than 1e-2).
 TEST(FbgemmCheckpoint, LogitsMatchNumpyReferenceThatDequantizes) {
-  if (!have_numpy()) GTEST_SKIP() << kPython << " with numpy not available";
+  if (!testing::have_numpy()) GTEST_SKIP() << testing::kRefPython << " with numpy not available";
   ScratchDir d;
   testing::write_fbgemm_checkpoint(testing::tiny_bf16_dir(), d.path());
   const ModelConfig cfg = load_model_config(d.path());
@@ -92,7 +69,7 @@ TEST(FbgemmCheckpoint, LogitsMatchNumpyReferenceThatDequantizes) {
   setenv("HERD_CPU_MATMUL", "fp32", 1);
   const auto got = testing::engine_logits(d.path(), ids);
   unsetenv("HERD_CPU_MATMUL");
-  const auto ref = reference_logits(d.path(), ids);
+  const auto ref = testing::reference_logits(d.path(), ids);
   double scale = 0;
   for (const auto& r : ref)
     for (float v : r) scale = std::max(scale, double(std::fabs(v)));
@@ -108,13 +85,13 @@ TEST(FbgemmCheckpoint, LogitsMatchNumpyReferenceThatDequantizes) {
     // can round an input to a neighbouring E4M3 code (a 1/16 step), so the bound is looser:
     // measured 0.011 on logits up to 8; bound 0.05 (0.6% of the logit range).
     const auto served = testing::engine_logits(d.path(), ids);
-    const double served_diff =
-        testing::max_abs_diff(served, reference_logits(d.path(), ids, " --bf16-activations"));
+    const double served_diff = testing::max_abs_diff(
+        served, testing::reference_logits(d.path(), ids, " --bf16-activations"));
     std::printf("BF16 GEMM: max |engine - reference| = %.3g\n", served_diff);
     EXPECT_LE(served_diff, 0.05);
   }
   // And the FP8 model is a different model from the BF16 one (the check is not vacuous).
-  const auto bf16 = reference_logits(testing::tiny_bf16_dir(), ids);
+  const auto bf16 = testing::reference_logits(testing::tiny_bf16_dir(), ids);
   EXPECT_GT(testing::max_abs_diff(bf16, ref), 1e-2);
 }
 
