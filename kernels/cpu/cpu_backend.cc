@@ -84,9 +84,15 @@ class CpuBackend final : public Backend {
     packed_.erase(w.data);
   }
   void prepare_linear(const Tensor& w) override {
-    if (!bf16_gemm_ || w.dtype != DType::kBF16 || w.data == nullptr) return;
-    check_float_weight(w, "prepare_linear", "w", /*strided_ok=*/true);
-    auto packed = cpu::pack_bf16_weight(pool_, w.as<uint16_t>(), w.rows, w.cols, w.row_stride());
+    if (!bf16_gemm_ || w.data == nullptr) return;
+    if (w.dtype != DType::kBF16 && w.dtype != DType::kF8E4M3) return;
+    check(w.row_stride() >= w.cols, "prepare_linear",
+          "w row stride " + std::to_string(w.row_stride()) + " is shorter than its rows " +
+              describe(w));
+    auto packed =
+        w.dtype == DType::kBF16
+            ? cpu::pack_bf16_weight(pool_, w.as<uint16_t>(), w.rows, w.cols, w.row_stride())
+            : cpu::pack_fp8_weight(pool_, w.as<uint8_t>(), w.rows, w.cols, w.row_stride());
     std::unique_lock lock(packed_mu_);
     packed_.insert_or_assign(w.data, PackedView{w.row_stride(), std::move(packed)});
   }
@@ -141,7 +147,7 @@ class CpuBackend final : public Backend {
 
   // The packed copy prepare_linear() made of exactly this view (same shape and stride), if any.
   const cpu::PackedBf16Weight* packed_for(const Tensor& w) {
-    if (!bf16_gemm_ || w.dtype != DType::kBF16) return nullptr;
+    if (!bf16_gemm_ || (w.dtype != DType::kBF16 && w.dtype != DType::kF8E4M3)) return nullptr;
     std::shared_lock lock(packed_mu_);
     const auto it = packed_.find(w.data);
     if (it == packed_.end()) return nullptr;
@@ -164,6 +170,10 @@ class CpuBackend final : public Backend {
     check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, "linear",
           "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
               describe(out));
+    if (const cpu::PackedBf16Weight* p = packed_for(w)) {
+      return cpu::linear_fp8_packed(pool_, x.as<float>(), x.rows, *p, s.as<float>(),
+                                    lw.act_scale_ub, out.as<float>());
+    }
     cpu::linear_fp8(pool_, x.as<float>(), x.rows, x.cols, w.as<uint8_t>(), w.row_stride(),
                     s.as<float>(), lw.act_scale_ub, w.rows, out.as<float>());
   }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "engine/common/error.h"
+#include "kernels/cpu/fp8_activation.h"
 #include "kernels/cpu/thread_pool.h"
 
 #define HERD_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
@@ -100,21 +101,51 @@ HERD_AVX512BF16 void TileN(int mr, const uint16_t* x, int64_t ldx, const uint16_
   }
 }
 
+// E4M3 codes -> the bf16 bits of the same value (exact: 4 exponent and 3 mantissa bits fit).
+// Normal codes only re-bias the exponent (+120) and shift; the 8 subnormal magnitudes
+// (m x 2^-9) come from a table. NaN codes never get here (pack_fp8_weight refuses them).
+HERD_AVX512BF16 void WidenE4m3Block(const uint8_t* codes, int64_t count, uint16_t* out) {
+  alignas(64) static const uint16_t kSubnormal[32] = {0x0000, 0x3B00, 0x3B80, 0x3BC0, 0x3C00,
+                                                      0x3C20, 0x3C40, 0x3C60};  // m x 2^-9, m < 8
+  const __m512i table = _mm512_load_si512(kSubnormal);
+  const __m512i low7 = _mm512_set1_epi16(0x7F), sign_bit = _mm512_set1_epi16(0x80);
+  const __m512i bias = _mm512_set1_epi16(120 << 7), eight = _mm512_set1_epi16(8);
+  for (int64_t i = 0; i < count; i += 32) {  // count is a multiple of 128 (whole k pairs)
+    _mm_prefetch(reinterpret_cast<const char*>(codes + i) + 4096, _MM_HINT_T0);
+    const __m512i b =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i)));
+    const __m512i mag = _mm512_and_si512(b, low7);
+    __m512i v = _mm512_add_epi16(_mm512_slli_epi16(mag, 4), bias);
+    v = _mm512_mask_permutexvar_epi16(v, _mm512_cmplt_epu16_mask(mag, eight), mag, table);
+    v = _mm512_or_si512(v, _mm512_slli_epi16(_mm512_and_si512(b, sign_bit), 8));
+    _mm512_storeu_si512(out + i, v);
+  }
+}
+
 // Groups [g_begin, g_end) for input rows [r_begin, r_end). k-block outermost: the rows' bf16
 // k-block (at most 128 rows x 256 B) stays in L1/L2 while every group of the task uses it, so
 // the input is read from far away once per task rather than once per group.
 HERD_AVX512BF16 void GroupsRows(const uint16_t* xb, int64_t ldx, const PackedBf16Weight& w,
                                 int64_t g_begin, int64_t g_end, int64_t r_begin, int64_t r_end,
                                 float* out) {
+  // FP8: each group's k-block is widened once into this L1-sized buffer, which every row tile
+  // then reads like a packed bf16 block (so both weight types share one micro-kernel).
+  alignas(64) uint16_t widened[kKBlockPairs * kGroupU16];
   for (int64_t q0 = 0; q0 < w.k_pairs; q0 += kKBlockPairs) {
     const int64_t pairs = std::min(kKBlockPairs, w.k_pairs - q0);
     for (int64_t g = g_begin; g < g_end; ++g) {
-      const uint16_t* block = w.group(g) + q0 * kGroupU16;
+      const uint16_t* block;
+      if (w.fp8) {
+        WidenE4m3Block(w.group(g) + q0 * kGroupU16, pairs * kGroupU16, widened);
+        block = widened;
+      } else {
+        block = reinterpret_cast<const uint16_t*>(w.group(g)) + q0 * kGroupU16;
+      }
       const int64_t j0 = g * PackedBf16Weight::kGroupCols;
       const int valid = int(std::min<int64_t>(PackedBf16Weight::kGroupCols, w.rows - j0));
       for (int64_t r0 = r_begin; r0 < r_end; r0 += kMR) {
         TileN(int(std::min<int64_t>(kMR, r_end - r0)), xb + r0 * ldx + 2 * q0, ldx, block, pairs,
-              out + r0 * w.rows + j0, w.rows, valid, q0 == 0, r0 == r_begin);
+              out + r0 * w.rows + j0, w.rows, valid, q0 == 0, r0 == r_begin && !w.fp8);
       }
     }
   }
@@ -158,31 +189,52 @@ bool bf16_gemm_enabled() {
   return bf16_gemm_supported();
 }
 
-PackedBf16Weight pack_bf16_weight(ThreadPool& pool, const uint16_t* w, int64_t rows, int64_t cols,
-                                  int64_t stride) {
+namespace {
+
+// Element (j, i) goes to group j / 64, pair i / 2, vector (j % 64) / 16, lane j % 16, half
+// i % 2; columns past `rows` and the odd column's partner are zero.
+template <class T>
+PackedBf16Weight Pack(ThreadPool& pool, const T* w, int64_t rows, int64_t cols, int64_t stride) {
   PackedBf16Weight p;
   p.rows = rows;
   p.cols = cols;
   p.k_pairs = (cols + 1) / 2;
   p.groups = (rows + PackedBf16Weight::kGroupCols - 1) / PackedBf16Weight::kGroupCols;
+  p.fp8 = sizeof(T) == 1;
   const size_t bytes = std::max<size_t>(p.bytes(), 64);
-  p.data = {static_cast<uint16_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)), std::free};
+  p.data = {static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)), std::free};
   if (!p.data) throw std::bad_alloc();
-  // Element (j, i) goes to group j / 64, pair i / 2, vector (j % 64) / 16, lane j % 16, half
-  // i % 2; columns past `rows` and the odd column's partner are zero.
   pool.parallel_for(p.groups, [&](int64_t g, int) {
-    uint16_t* dst = p.data.get() + g * kGroupU16 * p.k_pairs;
+    T* dst = reinterpret_cast<T*>(p.data.get()) + g * kGroupU16 * p.k_pairs;
     for (int64_t c = 0; c < PackedBf16Weight::kGroupCols; ++c) {
       const int64_t j = g * PackedBf16Weight::kGroupCols + c;
-      uint16_t* col = dst + (c / 16) * 32 + (c % 16) * 2;
+      T* col = dst + (c / 16) * 32 + (c % 16) * 2;
       for (int64_t q = 0; q < p.k_pairs; ++q) {
         const int64_t i = 2 * q;
-        col[q * kGroupU16] = j < rows ? w[j * stride + i] : 0;
-        col[q * kGroupU16 + 1] = j < rows && i + 1 < cols ? w[j * stride + i + 1] : 0;
+        col[q * kGroupU16] = j < rows ? w[j * stride + i] : T(0);
+        col[q * kGroupU16 + 1] = j < rows && i + 1 < cols ? w[j * stride + i + 1] : T(0);
       }
     }
   });
   return p;
+}
+
+}  // namespace
+
+PackedBf16Weight pack_bf16_weight(ThreadPool& pool, const uint16_t* w, int64_t rows, int64_t cols,
+                                  int64_t stride) {
+  return Pack(pool, w, rows, cols, stride);
+}
+
+PackedBf16Weight pack_fp8_weight(ThreadPool& pool, const uint8_t* w, int64_t rows, int64_t cols,
+                                 int64_t stride) {
+  for (int64_t j = 0; j < rows; ++j)
+    for (int64_t i = 0; i < cols; ++i)
+      if ((w[j * stride + i] & 0x7F) == 0x7F)
+        throw Error("FP8 weight [" + std::to_string(rows) + ", " + std::to_string(cols) +
+                    "] holds a NaN code at row " + std::to_string(j) + ", column " +
+                    std::to_string(i));
+  return Pack(pool, w, rows, cols, stride);
 }
 
 void linear_bf16_packed(ThreadPool& pool, const float* x, int64_t n, const PackedBf16Weight& w,
@@ -214,6 +266,23 @@ void linear_bf16_packed(ThreadPool& pool, const float* x, int64_t n, const Packe
     const int64_t g0 = task / row_chunks * run, r0 = task % row_chunks * rows_per_chunk;
     GroupsRows(xb, ldx, w, g0, std::min(w.groups, g0 + run), r0, std::min(n, r0 + rows_per_chunk),
                out);
+  });
+}
+
+void linear_fp8_packed(ThreadPool& pool, const float* x, int64_t n, const PackedBf16Weight& w,
+                       const float* row_scale, float act_scale_ub, float* out) {
+  thread_local std::vector<float> q, scale;
+  q.resize(size_t(n * w.cols));
+  scale.resize(size_t(n));
+  float* qd = q.data();
+  float* sd = scale.data();
+  pool.parallel_for(n, [&](int64_t r, int) {
+    sd[r] = quantize_row_fp8(x + r * w.cols, w.cols, act_scale_ub, qd + r * w.cols);
+  });
+  linear_bf16_packed(pool, qd, n, w, out);
+  pool.parallel_for(n, [&](int64_t r, int) {
+    float* o = out + r * w.rows;
+    for (int64_t j = 0; j < w.rows; ++j) o[j] = o[j] * sd[r] * row_scale[j];
   });
 }
 

@@ -19,7 +19,8 @@
 // four vector operands the micro-kernel loads for that pair. A group is one sequential stream.
 // Memory: ceil(out / 64) * 64 * ceil(in / 2) * 2 * 2 bytes, i.e. the weight's own size (plus
 // padding for ragged shapes) in anonymous memory; the checkpoint's mmap stays the source of
-// truth and its clean pages can be dropped by the kernel once packed.
+// truth and its clean pages can be dropped by the kernel once packed. FP8 weights: the same
+// layout with 1-byte codes (see pack_fp8_weight).
 #pragma once
 
 #include <cstdint>
@@ -44,10 +45,16 @@ struct PackedBf16Weight {
   int64_t cols = 0;                          // in_features
   int64_t k_pairs = 0;                       // ceil(cols / 2)
   int64_t groups = 0;                        // ceil(rows / 64)
-  std::unique_ptr<uint16_t[], void (*)(void*)> data{nullptr, nullptr};
+  // Row-wise FP8 weights keep their E4M3 codes (1 byte each, same layout: half the bytes to
+  // stream) and are widened to bf16, exactly, one 16 KiB k-block at a time at run time.
+  bool fp8 = false;
+  std::unique_ptr<uint8_t[], void (*)(void*)> data{nullptr, nullptr};
 
-  size_t bytes() const { return size_t(groups * kGroupCols * k_pairs * 2) * sizeof(uint16_t); }
-  const uint16_t* group(int64_t g) const { return data.get() + g * kGroupCols * k_pairs * 2; }
+  int64_t element_bytes() const { return fp8 ? 1 : 2; }
+  size_t bytes() const { return size_t(groups * kGroupCols * k_pairs * 2 * element_bytes()); }
+  const uint8_t* group(int64_t g) const {
+    return data.get() + g * kGroupCols * k_pairs * 2 * element_bytes();
+  }
 };
 
 // Packs w (bf16 bits, [rows, cols], rows `stride` elements apart: a tensor-parallel column
@@ -55,9 +62,22 @@ struct PackedBf16Weight {
 PackedBf16Weight pack_bf16_weight(ThreadPool& pool, const uint16_t* w, int64_t rows, int64_t cols,
                                   int64_t stride);
 
+// The same for an F8E4M3 weight (codes, [rows, cols], `stride` apart). Throws herd::Error on a
+// NaN code (quantizers never write one; the widening has no NaN path).
+PackedBf16Weight pack_fp8_weight(ThreadPool& pool, const uint8_t* w, int64_t rows, int64_t cols,
+                                 int64_t stride);
+
 // out[r, j] = sum_i bf16(x[r, i]) * w[j, i], fp32 accumulation, r < n. x [n, w.cols] fp32,
-// out [n, w.rows] fp32. Requires bf16_gemm_supported().
+// out [n, w.rows] fp32. For an FP8 weight w[j, i] is the code's E4M3 value (row scales are the
+// caller's: linear_fp8 passes FP8-quantized x, whose values bf16 holds exactly, so every
+// product is exact). Requires bf16_gemm_supported().
 void linear_bf16_packed(ThreadPool& pool, const float* x, int64_t n, const PackedBf16Weight& w,
                         float* out);
+
+// Row-wise FP8 on the packed kernel: each x row quantized once to E4M3 with its scale s_r
+// (fp8_activation.h, cap act_scale_ub), then out[r, j] = (q_r . w_j) * s_r * row_scale[j].
+// w from pack_fp8_weight.
+void linear_fp8_packed(ThreadPool& pool, const float* x, int64_t n, const PackedBf16Weight& w,
+                       const float* row_scale, float act_scale_ub, float* out);
 
 }  // namespace herd::cpu

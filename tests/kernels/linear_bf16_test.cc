@@ -8,8 +8,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
+#include "engine/common/error.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/reference_ops.h"
 #include "kernels/cpu/thread_pool.h"
@@ -104,8 +107,8 @@ TEST(LinearBf16, StridedWeightPacksLikeItsContiguousCopy) {
   const auto contiguous = cpu::pack_bf16_weight(pool, copy.data(), rows, cols, cols);
   ASSERT_EQ(strided.bytes(), contiguous.bytes());
   EXPECT_EQ(
-      std::vector<uint16_t>(strided.data.get(), strided.data.get() + strided.bytes() / 2),
-      std::vector<uint16_t>(contiguous.data.get(), contiguous.data.get() + contiguous.bytes() / 2));
+      std::vector<uint8_t>(strided.data.get(), strided.data.get() + strided.bytes()),
+      std::vector<uint8_t>(contiguous.data.get(), contiguous.data.get() + contiguous.bytes()));
 }
 
 // Backend wiring: a prepared BF16 weight runs the packed kernel (bf16-rounded activations), an
@@ -147,6 +150,88 @@ TEST(LinearBf16, BackendUsesThePackedCopyOnlyForPreparedWeights) {
   setenv("HERD_CPU_MATMUL", "fast", 1);
   EXPECT_THROW(make_cpu_backend(1), std::exception);
   unsetenv("HERD_CPU_MATMUL");
+}
+
+// ---- row-wise FP8 on the same kernel ------------------------------------------------------
+
+// Row-wise FP8 codes of random weights (as `herd quantize` writes them) and their row scales.
+struct Fp8 {
+  std::vector<uint8_t> codes;
+  std::vector<float> scale;
+};
+Fp8 make_fp8(int64_t o, int64_t k, uint32_t seed) {
+  const auto v = random_floats(size_t(o * k), seed);
+  Fp8 w{std::vector<uint8_t>(v.size()), std::vector<float>(size_t(o))};
+  for (int64_t j = 0; j < o; ++j) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(v[size_t(j * k + i)]));
+    w.scale[size_t(j)] = amax / 448.0f;
+    for (int64_t i = 0; i < k; ++i)
+      w.codes[size_t(j * k + i)] = f32_to_f8e4m3(v[size_t(j * k + i)] / w.scale[size_t(j)]);
+  }
+  return w;
+}
+
+TEST(LinearBf16, EveryFp8CodeWidensExactly) {
+  SKIP_WITHOUT_BF16();
+  cpu::ThreadPool pool(2);
+  // Row c of x is 448 at column c (its FP8 scale is then exactly 1) and the one weight row
+  // holds every code: out[c] = 448 x value(code c), exact in fp32. NaN codes are refused.
+  const int64_t k = 256;
+  std::vector<uint8_t> codes(k);
+  for (int64_t c = 0; c < k; ++c) codes[size_t(c)] = (c & 0x7F) == 0x7F ? 0 : uint8_t(c);
+  std::vector<float> x(size_t(k * k), 0.0f);
+  for (int64_t c = 0; c < k; ++c) x[size_t(c * k + c)] = 448.0f;
+  const auto p = cpu::pack_fp8_weight(pool, codes.data(), 1, k, k);
+  EXPECT_EQ(p.bytes(), size_t(64 * (k / 2) * 2));
+  const float one = 1.0f;
+  std::vector<float> out(static_cast<size_t>(k));
+  cpu::linear_fp8_packed(pool, x.data(), k, p, &one, 0.0f, out.data());
+  for (int64_t c = 0; c < k; ++c)
+    EXPECT_EQ(out[size_t(c)], 448.0f * f8e4m3_to_f32(codes[size_t(c)])) << "code " << c;
+  codes[3] = 0xFF;
+  EXPECT_THROW(cpu::pack_fp8_weight(pool, codes.data(), 1, k, k), Error);
+}
+
+TEST(LinearBf16, Fp8MatchesScalarReferenceAndIsBatchInvariant) {
+  SKIP_WITHOUT_BF16();
+  cpu::ThreadPool pool(2);
+  for (const Shape& s : {Shape{1, 300, 70}, Shape{8, 1031, 130}, Shape{40, 257, 64}}) {
+    SCOPED_TRACE(::testing::Message() << "n=" << s.n << " k=" << s.k << " o=" << s.o);
+    const auto x = random_floats(size_t(s.n * s.k), 51, -3.0f, 3.0f);
+    const Fp8 w = make_fp8(s.o, s.k, 52);
+    const auto p = cpu::pack_fp8_weight(pool, w.codes.data(), s.o, s.k, s.k);
+    std::vector<float> got(size_t(s.n * s.o)), want(size_t(s.n * s.o));
+    cpu::linear_fp8_packed(pool, x.data(), s.n, p, w.scale.data(), 1200.0f, got.data());
+    cpu::ref::linear_fp8(x.data(), s.n, s.k, w.codes.data(), s.k, w.scale.data(), 1200.0f, s.o,
+                         want.data());
+    // Same quantized values and exact products; only the fp32 summation order differs.
+    EXPECT_LT(test::nmse(got, want), 1e-11);
+    // The last row alone: bitwise the same.
+    std::vector<float> alone(size_t(s.o));
+    cpu::linear_fp8_packed(pool, x.data() + (s.n - 1) * s.k, 1, p, w.scale.data(), 1200.0f,
+                           alone.data());
+    EXPECT_EQ(alone, std::vector<float>(got.end() - s.o, got.end()));
+  }
+}
+
+TEST(LinearBf16, BackendRunsPreparedFp8WeightsOnThePackedKernel) {
+  SKIP_WITHOUT_BF16();
+  const Shape s{6, 200, 90};
+  auto x = random_floats(size_t(s.n * s.k), 61);
+  Fp8 w = make_fp8(s.o, s.k, 62);
+  const LinearWeight lw(Tensor{w.codes.data(), DType::kF8E4M3, s.o, s.k},
+                        Tensor{w.scale.data(), DType::kF32, s.o, 1}, 1200.0f);
+  cpu::ThreadPool pool(2);
+  const auto p = cpu::pack_fp8_weight(pool, w.codes.data(), s.o, s.k, s.k);
+  std::vector<float> packed(size_t(s.n * s.o));
+  cpu::linear_fp8_packed(pool, x.data(), s.n, p, w.scale.data(), 1200.0f, packed.data());
+  auto be = make_cpu_backend(2);
+  be->prepare_linear(lw.w);
+  std::vector<float> out(size_t(s.n * s.o));
+  Tensor xt = test::view(x, s.n, s.k), ot = test::view(out, s.n, s.o);
+  be->linear(xt, lw, ot);
+  EXPECT_EQ(out, packed);
 }
 
 }  // namespace
