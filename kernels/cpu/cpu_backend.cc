@@ -232,7 +232,7 @@ class CpuBackend final : public Backend {
   }
 
   cpu::ThreadPool pool_;
-  const bool bf16_gemm_;  // BF16 weights go through the packed AVX-512 BF16 GEMM
+  const bool bf16_gemm_;  // BF16 and FP8 weights go through the packed AVX-512 BF16 GEMM
   struct PackedView {
     int64_t stride = 0;  // the prepared view's row stride (a shard is a strided view)
     cpu::PackedBf16Weight packed;

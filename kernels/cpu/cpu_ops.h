@@ -26,6 +26,11 @@ void linear_fp8(ThreadPool& pool, const float* x, int64_t n, int64_t in_features
                 int64_t w_stride, const float* row_scale, float act_scale_ub, int64_t out_features,
                 float* out);
 
+// q[r, :] = row r of x [n, k] quantized to E4M3 values, scale[r] its scale (fp8_activation.h),
+// rows in parallel: the first step of both row-wise FP8 kernels (linear_fp8, linear_fp8_packed).
+void quantize_rows_fp8(ThreadPool& pool, const float* x, int64_t n, int64_t k, float act_scale_ub,
+                       float* q, float* scale);
+
 // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, for each of n rows of dim.
 void rms_norm(ThreadPool& pool, const float* x, int64_t n, int64_t dim, const void* weight,
               DType w_dtype, float eps, float* out);

@@ -319,6 +319,13 @@ void linear(ThreadPool& pool, const float* x, int64_t n, int64_t in_features, co
   });
 }
 
+void quantize_rows_fp8(ThreadPool& pool, const float* x, int64_t n, int64_t k, float act_scale_ub,
+                       float* q, float* scale) {
+  pool.parallel_for(n, [&](int64_t r, int) {
+    scale[r] = quantize_row_fp8(x + r * k, k, act_scale_ub, q + r * k);
+  });
+}
+
 void linear_fp8(ThreadPool& pool, const float* x, int64_t n, int64_t in_features, const uint8_t* w,
                 int64_t w_stride, const float* row_scale, float act_scale_ub, int64_t out_features,
                 float* out) {
@@ -330,9 +337,7 @@ void linear_fp8(ThreadPool& pool, const float* x, int64_t n, int64_t in_features
   scale.resize(size_t(n));
   float* qd = q.data();
   float* sd = scale.data();
-  pool.parallel_for(n, [&](int64_t r, int) {
-    sd[r] = quantize_row_fp8(x + r * in_features, in_features, act_scale_ub, qd + r * in_features);
-  });
+  quantize_rows_fp8(pool, x, n, in_features, act_scale_ub, qd, sd);
   const int64_t block = task_block(n, out_features, pool.size());
   const int64_t tasks = (out_features + block - 1) / block;
   auto* range = HWY_DYNAMIC_DISPATCH(LinearRange);

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "engine/common/error.h"
-#include "kernels/cpu/fp8_activation.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/thread_pool.h"
 
 #define HERD_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
@@ -276,9 +276,7 @@ void linear_fp8_packed(ThreadPool& pool, const float* x, int64_t n, const Packed
   scale.resize(size_t(n));
   float* qd = q.data();
   float* sd = scale.data();
-  pool.parallel_for(n, [&](int64_t r, int) {
-    sd[r] = quantize_row_fp8(x + r * w.cols, w.cols, act_scale_ub, qd + r * w.cols);
-  });
+  quantize_rows_fp8(pool, x, n, w.cols, act_scale_ub, qd, sd);
   linear_bf16_packed(pool, qd, n, w, out);
   pool.parallel_for(n, [&](int64_t r, int) {
     float* o = out + r * w.rows;

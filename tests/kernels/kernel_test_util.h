@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -12,6 +13,7 @@
 
 #include "engine/common/dtype.h"
 #include "hwy/targets.h"
+#include "kernels/linear_weight.h"
 #include "kernels/tensor.h"
 
 namespace herd::test {
@@ -88,6 +90,37 @@ void for_each_simd_target(Fn fn) {
   }
   hwy::SetSupportedTargetsForTest(0);
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+}
+
+// Random FP8 codes of a Gaussian-ish weight quantized row-wise as `herd quantize` does.
+struct Fp8Weight {
+  std::vector<uint8_t> codes;
+  std::vector<float> scale;
+  int64_t rows = 0, cols = 0, stride = 0;
+  LinearWeight lw(float ub) {
+    return LinearWeight(Tensor{codes.data(), DType::kF8E4M3, rows, cols, stride},
+                        Tensor{scale.data(), DType::kF32, rows, 1}, ub);
+  }
+};
+
+inline Fp8Weight make_fp8(int64_t o, int64_t k, uint32_t seed, int64_t stride = 0) {
+  Fp8Weight w;
+  w.rows = o;
+  w.cols = k;
+  w.stride = stride;
+  const int64_t ld = stride ? stride : k;
+  const auto v = random_floats(size_t(o * ld), seed);
+  w.codes.resize(v.size());
+  w.scale.resize(size_t(o));
+  for (int64_t j = 0; j < o; ++j) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < ld; ++i) amax = std::max(amax, std::fabs(v[size_t(j * ld + i)]));
+    const float s = amax / 448.0f;
+    w.scale[size_t(j)] = s;
+    for (int64_t i = 0; i < ld; ++i)
+      w.codes[size_t(j * ld + i)] = f32_to_f8e4m3(v[size_t(j * ld + i)] / s);
+  }
+  return w;
 }
 
 }  // namespace herd::test

@@ -154,24 +154,6 @@ TEST(LinearBf16, BackendUsesThePackedCopyOnlyForPreparedWeights) {
 
 // ---- row-wise FP8 on the same kernel ------------------------------------------------------
 
-// Row-wise FP8 codes of random weights (as `herd quantize` writes them) and their row scales.
-struct Fp8 {
-  std::vector<uint8_t> codes;
-  std::vector<float> scale;
-};
-Fp8 make_fp8(int64_t o, int64_t k, uint32_t seed) {
-  const auto v = random_floats(size_t(o * k), seed);
-  Fp8 w{std::vector<uint8_t>(v.size()), std::vector<float>(size_t(o))};
-  for (int64_t j = 0; j < o; ++j) {
-    float amax = 0.0f;
-    for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(v[size_t(j * k + i)]));
-    w.scale[size_t(j)] = amax / 448.0f;
-    for (int64_t i = 0; i < k; ++i)
-      w.codes[size_t(j * k + i)] = f32_to_f8e4m3(v[size_t(j * k + i)] / w.scale[size_t(j)]);
-  }
-  return w;
-}
-
 TEST(LinearBf16, EveryFp8CodeWidensExactly) {
   SKIP_WITHOUT_BF16();
   cpu::ThreadPool pool(2);
@@ -199,7 +181,7 @@ TEST(LinearBf16, Fp8MatchesScalarReferenceAndIsBatchInvariant) {
   for (const Shape& s : {Shape{1, 300, 70}, Shape{8, 1031, 130}, Shape{40, 257, 64}}) {
     SCOPED_TRACE(::testing::Message() << "n=" << s.n << " k=" << s.k << " o=" << s.o);
     const auto x = random_floats(size_t(s.n * s.k), 51, -3.0f, 3.0f);
-    const Fp8 w = make_fp8(s.o, s.k, 52);
+    const auto w = test::make_fp8(s.o, s.k, 52);
     const auto p = cpu::pack_fp8_weight(pool, w.codes.data(), s.o, s.k, s.k);
     std::vector<float> got(size_t(s.n * s.o)), want(size_t(s.n * s.o));
     cpu::linear_fp8_packed(pool, x.data(), s.n, p, w.scale.data(), 1200.0f, got.data());
@@ -219,9 +201,8 @@ TEST(LinearBf16, BackendRunsPreparedFp8WeightsOnThePackedKernel) {
   SKIP_WITHOUT_BF16();
   const Shape s{6, 200, 90};
   auto x = random_floats(size_t(s.n * s.k), 61);
-  Fp8 w = make_fp8(s.o, s.k, 62);
-  const LinearWeight lw(Tensor{w.codes.data(), DType::kF8E4M3, s.o, s.k},
-                        Tensor{w.scale.data(), DType::kF32, s.o, 1}, 1200.0f);
+  auto w = test::make_fp8(s.o, s.k, 62);
+  const LinearWeight lw = w.lw(1200.0f);
   cpu::ThreadPool pool(2);
   const auto p = cpu::pack_fp8_weight(pool, w.codes.data(), s.o, s.k, s.k);
   std::vector<float> packed(size_t(s.n * s.o));
