@@ -16,8 +16,11 @@
 // written to a temporary directory and removed at exit; with --model DIR it is written there
 // if DIR has no config.json, and reused otherwise.
 //
+// --separate-projections runs the model's fused QKV and gate/up projections
+// (Backend::linear_group) as one linear() per weight, for a same-build comparison.
+//
 // usage: bench_decode [--model DIR] [--shape NAME] [--threads N] [--context T] [--steps N]
-//                     [--buffer-gb G] [--breakdown]
+//                     [--buffer-gb G] [--breakdown] [--separate-projections]
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -55,6 +58,7 @@ struct Options {
   int steps = 32;
   double buffer_gb = 1.0;
   bool breakdown = false;
+  bool separate_projections = false;  // fused QKV / gate-up run as separate linear() calls
 };
 
 // A sequence's state: its KV blocks (logical order), context length and next input token.
@@ -114,7 +118,7 @@ int32_t argmax(const float* row, int64_t n) {
 [[noreturn]] void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--model DIR] [--shape NAME] [--threads N] [--context T] [--steps N]\n"
-               "          [--buffer-gb G] [--breakdown]\n",
+               "          [--buffer-gb G] [--breakdown] [--separate-projections]\n",
                argv0);
   std::exit(2);
 }
@@ -138,6 +142,8 @@ Options parse(int argc, char** argv) {
       o.buffer_gb = std::atof(argv[++i]);
     } else if (a == "--breakdown") {
       o.breakdown = true;
+    } else if (a == "--separate-projections") {
+      o.separate_projections = true;
     } else {
       usage(argv[0]);
     }
@@ -228,7 +234,9 @@ int run(int argc, char** argv) {
   const int max_batch = 8;
   auto cpu = herd::make_cpu_backend(o.threads);
   herd::bench::TimingBackend timing(*cpu);
-  herd::Backend& backend = o.breakdown ? static_cast<herd::Backend&>(timing) : *cpu;
+  timing.split_groups(o.separate_projections);
+  herd::Backend& backend =
+      o.breakdown || o.separate_projections ? static_cast<herd::Backend&>(timing) : *cpu;
   herd::LlamaModel model(cfg, weights, backend, std::max(o.context, max_batch), max_batch);
   for (const auto& l : weights->layers) {
     for (const herd::Tensor* t : {&l.q_proj, &l.k_proj, &l.v_proj})

@@ -91,6 +91,24 @@ class TimingBackend final : public Backend {
     Timed t(*this, p);
     inner_.linear(x, w, out);
   }
+  // A fused projection is timed as one op under its first weight's phase (QKV, gate/up);
+  // with split_groups(true) it runs as one linear() per weight instead (the unfused model, for
+  // a same-run comparison).
+  void split_groups(bool on) { split_groups_ = on; }
+  void linear_group(const Tensor& x, std::span<const LinearWeight> ws,
+                    std::span<Tensor> outs) override {
+    if (split_groups_) {
+      if (ws.size() != outs.size()) return inner_.linear_group(x, ws, outs);  // its error
+      for (size_t i = 0; i < ws.size(); ++i) linear(x, ws[i], outs[i]);
+      return;
+    }
+    const auto it = ws.empty() ? weight_phase_.end() : weight_phase_.find(ws[0].w.data);
+    const Phase p = it == weight_phase_.end() ? kLinearOther : it->second;
+    for (const LinearWeight& w : ws)
+      totals_.bytes[size_t(p)] += double(w.w.bytes() + w.row_scale.bytes());
+    Timed t(*this, p);
+    inner_.linear_group(x, ws, outs);
+  }
   void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,
             const float* inv_freq) override {
     Timed t(*this, kRope);
@@ -130,6 +148,7 @@ class TimingBackend final : public Backend {
   Backend& inner_;
   std::map<const void*, Phase> weight_phase_;
   Totals totals_;
+  bool split_groups_ = false;
 };
 
 }  // namespace herd::bench

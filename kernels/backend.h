@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "kernels/linear_weight.h"
@@ -81,6 +82,12 @@ class Backend {
   // out[n, o] = x[n, i] * w[o, i]^T, fp32 accumulation; w F32/F16/BF16, or F8E4M3 with its
   // row scales (row-wise FP8, see linear_weight.h).
   virtual void linear(const Tensor& x, const LinearWeight& w, Tensor& out) = 0;
+  // A fused projection (QKV, gate/up): outs[i] = x * ws[i]^T for every i, each bitwise what
+  // linear(x, ws[i], outs[i]) gives, in one op so that the backend can share the work on the
+  // input (its bf16 rounding or FP8 quantization) and schedule every weight's columns as one
+  // piece of work. The weights stay separate tensors (no concatenated copy in memory).
+  virtual void linear_group(const Tensor& x, std::span<const LinearWeight> ws,
+                            std::span<Tensor> outs) = 0;
   // Rotate-half RoPE in place on x [n, num_heads * head_dim] at positions[n], angle
   // positions[t] * inv_freq[j] for j < head_dim / 2 (inv_freq already holds llama3 scaling).
   virtual void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,

@@ -62,6 +62,11 @@ Tensor adopt(Backend& be, const Tensor& t) { return t.data ? be.adopt_weight(t) 
 
 }  // namespace
 
+// Every linear weight of a layer.
+std::array<const LinearWeight*, 7> LlamaModel::linears(const Layer& l) {
+  return {&l.qkv[0], &l.qkv[1], &l.qkv[2], &l.wo, &l.gate_up[0], &l.gate_up[1], &l.w_down};
+}
+
 LlamaModel::LlamaModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeights> weights,
                        Backend& backend, int max_tokens, int max_seqs, const RankLayout& layout,
                        Communicator* tp)
@@ -98,19 +103,18 @@ LlamaModel::LlamaModel(const ModelConfig& cfg, std::shared_ptr<const LlamaWeight
   for (const auto& lw : w.layers) {
     Layer l;
     l.attn_norm = backend.adopt_weight(lw.input_layernorm);
-    l.wq = backend.adopt_weight(lw.q_proj);
-    l.wk = backend.adopt_weight(lw.k_proj);
-    l.wv = backend.adopt_weight(lw.v_proj);
+    l.qkv = {backend.adopt_weight(lw.q_proj), backend.adopt_weight(lw.k_proj),
+             backend.adopt_weight(lw.v_proj)};
     l.wo = backend.adopt_weight(lw.o_proj);
     l.ffn_norm = backend.adopt_weight(lw.post_attention_layernorm);
     auto linear_weight = [&](const Tensor& t, const Tensor& scale) {
       return LinearWeight(backend.adopt_weight(t), adopt(backend, scale), w.activation_scale_ub);
     };
-    l.w_gate = linear_weight(lw.gate_proj, lw.gate_proj_scale);
-    l.w_up = linear_weight(lw.up_proj, lw.up_proj_scale);
+    l.gate_up = {linear_weight(lw.gate_proj, lw.gate_proj_scale),
+                 linear_weight(lw.up_proj, lw.up_proj_scale)};
     l.w_down = linear_weight(lw.down_proj, lw.down_proj_scale);
-    for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate.w, &l.w_up.w, &l.w_down.w})
-      if (t->data) backend.prepare_linear(*t);
+    for (const LinearWeight* lin : linears(l))
+      if (lin->w.data) backend.prepare_linear(lin->w);
     layers_.push_back(l);
   }
   if (lm_head_.data) backend.prepare_linear(lm_head_);
@@ -159,11 +163,13 @@ LlamaModel::~LlamaModel() {
   if (final_norm_.data) backend_.release_weight(final_norm_);
   if (lm_head_.data && !head_is_embed_) backend_.release_weight(lm_head_);
   if (ones_.data) backend_.release_weight(ones_);
-  for (const auto& l : layers_)
-    for (const Tensor* t :
-         {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate.w, &l.w_up.w,
-          &l.w_down.w, &l.w_gate.row_scale, &l.w_up.row_scale, &l.w_down.row_scale})
+  for (const auto& l : layers_) {
+    for (const Tensor* t : {&l.attn_norm, &l.ffn_norm})
       if (t->data) backend_.release_weight(*t);
+    for (const LinearWeight* lin : linears(l))
+      for (const Tensor* t : {&lin->w, &lin->row_scale})
+        if (t->data) backend_.release_weight(*t);
+  }
 }
 
 Tensor LlamaModel::scratch(DType dt, int64_t rows, int64_t cols) {
@@ -247,9 +253,8 @@ void LlamaModel::forward(const StepInput& in, KvCache& kv, float* logits) {
       backend_.rms_norm(x, l.attn_norm, eps, h);
     else
       backend_.add_rms_norm(x, proj, l.attn_norm, eps, h);
-    backend_.linear(h, l.wq, q);
-    backend_.linear(h, l.wk, k);
-    backend_.linear(h, l.wv, v);
+    Tensor qkv_out[] = {q, k, v};
+    backend_.linear_group(h, l.qkv, qkv_out);
     backend_.rope(q, hq, hd, d_pos_, d_inv_freq_);
     backend_.rope(k, hkv, hd, d_pos_, d_inv_freq_);
     backend_.kv_write(k, v, d_slots_, kv.layer(li));
@@ -258,8 +263,8 @@ void LlamaModel::forward(const StepInput& in, KvCache& kv, float* logits) {
     reduce(proj);
     // Feed-forward block.
     backend_.add_rms_norm(x, proj, l.ffn_norm, eps, h);
-    backend_.linear(h, l.w_gate, gate);
-    backend_.linear(h, l.w_up, upv);
+    Tensor gate_up_out[] = {gate, upv};
+    backend_.linear_group(h, l.gate_up, gate_up_out);
     backend_.swiglu(gate, upv, act);
     backend_.linear(act, l.w_down, proj);
     reduce(proj);

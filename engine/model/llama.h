@@ -22,6 +22,7 @@
 // The default layout (one stage, tp 1) is the whole model, exactly the single-process path.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -112,9 +113,15 @@ class LlamaModel {
 
  private:
   struct Layer {
-    Tensor attn_norm, wq, wk, wv, wo, ffn_norm;
-    LinearWeight w_gate, w_up, w_down;  // BF16, or row-wise FP8 with scales
+    Tensor attn_norm, ffn_norm;
+    // The fused projections (Backend::linear_group): q, k, v of the normed input, then gate
+    // and up of the normed residual. Feed-forward weights are BF16, or row-wise FP8 with scales.
+    std::array<LinearWeight, 3> qkv;
+    LinearWeight wo;
+    std::array<LinearWeight, 2> gate_up;
+    LinearWeight w_down;
   };
+  static std::array<const LinearWeight*, 7> linears(const Layer& l);
   Tensor scratch(DType dt, int64_t rows, int64_t cols);
   int32_t* scratch_ints(size_t n);
 

@@ -5,10 +5,12 @@
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "engine/common/error.h"
 #include "kernels/backend.h"
@@ -128,19 +130,76 @@ class CpuBackend final : public Backend {
   }
 
   void linear(const Tensor& x, const LinearWeight& lw, Tensor& out) override {
+    check_linear(x, lw, out, "linear");
+    run_linear(x, lw, out);
+  }
+
+  void linear_group(const Tensor& x, std::span<const LinearWeight> ws,
+                    std::span<Tensor> outs) override {
+    check(!ws.empty() && ws.size() == outs.size(), "linear_group",
+          std::to_string(ws.size()) + " weights for " + std::to_string(outs.size()) +
+              " outputs (need the same number, at least one)");
+    for (size_t i = 0; i < ws.size(); ++i) check_linear(x, ws[i], outs[i], "linear_group");
+    // One fused job when every weight is packed and of one kind (FP8 weights with one cap, so
+    // that one quantization of x serves them all); otherwise each runs as linear() would.
+    std::vector<const cpu::PackedBf16Weight*> packed(ws.size());
+    std::vector<const float*> scales(ws.size());
+    std::vector<float*> out_ptrs(ws.size());
+    bool fused = true;
+    for (size_t i = 0; i < ws.size(); ++i) {
+      packed[i] = packed_for(ws[i].w);
+      scales[i] = ws[i].row_scale.as<float>();
+      out_ptrs[i] = outs[i].as<float>();
+      fused = fused && packed[i] != nullptr && ws[i].fp8() == ws[0].fp8() &&
+              ws[i].act_scale_ub == ws[0].act_scale_ub;
+    }
+    if (!fused) {
+      for (size_t i = 0; i < ws.size(); ++i) run_linear(x, ws[i], outs[i]);
+      return;
+    }
+    if (ws[0].fp8())
+      return cpu::linear_fp8_packed_group(pool_, x.as<float>(), x.rows, packed, scales,
+                                          ws[0].act_scale_ub, out_ptrs);
+    cpu::linear_bf16_packed_group(pool_, x.as<float>(), x.rows, packed, out_ptrs);
+  }
+
+  // The checks of linear(), shared with linear_group(): dtypes, scales and shapes.
+  void check_linear(const Tensor& x, const LinearWeight& lw, const Tensor& out, const char* op) {
     const Tensor& w = lw.w;
-    check_f32(x, "linear", "x");
-    check_f32(out, "linear", "out");
-    if (lw.fp8()) return linear_fp8(x, lw, out);
-    check(lw.row_scale.data == nullptr, "linear",
-          "row scales come only with an F8_E4M3 weight, got w " + describe(w));
-    check_float_weight(w, "linear", "w", /*strided_ok=*/true);
-    check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, "linear",
+    const Tensor& s = lw.row_scale;
+    check_f32(x, op, "x");
+    check_f32(out, op, "out");
+    if (lw.fp8()) {
+      check(w.data != nullptr && w.row_stride() >= w.cols, op,
+            "F8_E4M3 w has no data or a short row stride: " + describe(w));
+      check(s.data != nullptr && s.dtype == DType::kF32 && s.rows == w.rows && s.cols == 1 &&
+                s.contiguous(),
+            op,
+            "an F8_E4M3 weight needs F32 row scales [" + std::to_string(w.rows) + ", 1], got " +
+                describe(s));
+    } else {
+      check(s.data == nullptr, op,
+            "row scales come only with an F8_E4M3 weight, got w " + describe(w));
+      check_float_weight(w, op, "w", /*strided_ok=*/true);
+    }
+    check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, op,
           "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
               describe(out));
-    if (const cpu::PackedBf16Weight* p = packed_for(w)) {
-      return cpu::linear_bf16_packed(pool_, x.as<float>(), x.rows, *p, out.as<float>());
+  }
+
+  // A checked linear on the packed kernel when prepare_linear() packed this weight.
+  void run_linear(const Tensor& x, const LinearWeight& lw, Tensor& out) {
+    const Tensor& w = lw.w;
+    const cpu::PackedBf16Weight* p = packed_for(w);
+    if (lw.fp8()) {
+      if (p)
+        return cpu::linear_fp8_packed(pool_, x.as<float>(), x.rows, *p, lw.row_scale.as<float>(),
+                                      lw.act_scale_ub, out.as<float>());
+      return cpu::linear_fp8(pool_, x.as<float>(), x.rows, x.cols, w.as<uint8_t>(),
+                             w.row_stride(), lw.row_scale.as<float>(), lw.act_scale_ub, w.rows,
+                             out.as<float>());
     }
+    if (p) return cpu::linear_bf16_packed(pool_, x.as<float>(), x.rows, *p, out.as<float>());
     cpu::linear(pool_, x.as<float>(), x.rows, x.cols, w.data, w.row_stride(), w.dtype, w.rows,
                 out.as<float>());
   }
@@ -155,27 +214,6 @@ class CpuBackend final : public Backend {
     if (v.packed.rows != w.rows || v.packed.cols != w.cols || v.stride != w.row_stride())
       return nullptr;
     return &v.packed;
-  }
-
-  void linear_fp8(const Tensor& x, const LinearWeight& lw, Tensor& out) {
-    const Tensor& w = lw.w;
-    const Tensor& s = lw.row_scale;
-    check(w.data != nullptr && w.row_stride() >= w.cols, "linear",
-          "F8_E4M3 w has no data or a short row stride: " + describe(w));
-    check(s.data != nullptr && s.dtype == DType::kF32 && s.rows == w.rows && s.cols == 1 &&
-              s.contiguous(),
-          "linear",
-          "an F8_E4M3 weight needs F32 row scales [" + std::to_string(w.rows) + ", 1], got " +
-              describe(s));
-    check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, "linear",
-          "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
-              describe(out));
-    if (const cpu::PackedBf16Weight* p = packed_for(w)) {
-      return cpu::linear_fp8_packed(pool_, x.as<float>(), x.rows, *p, s.as<float>(),
-                                    lw.act_scale_ub, out.as<float>());
-    }
-    cpu::linear_fp8(pool_, x.as<float>(), x.rows, x.cols, w.as<uint8_t>(), w.row_stride(),
-                    s.as<float>(), lw.act_scale_ub, w.rows, out.as<float>());
   }
 
   void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,

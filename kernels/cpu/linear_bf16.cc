@@ -237,51 +237,94 @@ PackedBf16Weight pack_fp8_weight(ThreadPool& pool, const uint8_t* w, int64_t row
   return Pack(pool, w, rows, cols, stride);
 }
 
-void linear_bf16_packed(ThreadPool& pool, const float* x, int64_t n, const PackedBf16Weight& w,
-                        float* out) {
-  if (n <= 0 || w.rows <= 0) return;
-  const int64_t ldx = 2 * w.k_pairs;
+void linear_bf16_packed_group(ThreadPool& pool, const float* x, int64_t n,
+                              std::span<const PackedBf16Weight* const> ws,
+                              std::span<float* const> outs) {
+  if (n <= 0 || ws.empty()) return;
+  const int64_t cols = ws[0]->cols;
+  for (const PackedBf16Weight* w : ws)
+    if (w->cols != cols)
+      throw Error("linear_bf16_packed_group: weights of " + std::to_string(w->cols) + " and " +
+                  std::to_string(cols) + " input columns cannot share one input");
+  const int64_t ldx = 2 * ws[0]->k_pairs;
   thread_local std::vector<uint16_t> xb_store;
   xb_store.resize(size_t(n * ldx));
   uint16_t* xb = xb_store.data();
-  const float* xs = x;
-  const int64_t cols = w.cols;
+  // One rounding of the input for every weight of the group.
   const int64_t round_tasks = std::min<int64_t>(n, 4 * pool.size());
   pool.parallel_for(round_tasks, [&](int64_t t, int) {
-    RoundRows(xs, cols, t * n / round_tasks, (t + 1) * n / round_tasks, xb, ldx);
+    RoundRows(x, cols, t * n / round_tasks, (t + 1) * n / round_tasks, xb, ldx);
   });
-  // Tasks: runs of up to 4 groups (they share the input's k-blocks), as many runs as keep each
-  // thread busy with a few tasks; when groups alone cannot, the rows split too (a whole number
-  // of micro-tiles per task). Outputs do not depend on any of it (see the header).
+  // Tasks: runs of up to 4 groups of one weight (they share the input's k-blocks), as many runs
+  // over all the weights as keep each thread busy with a few tasks; when groups alone cannot,
+  // the rows split too (a whole number of micro-tiles per task). Outputs do not depend on any
+  // of it (see the header).
   const int64_t threads = pool.size();
-  const int64_t run = std::clamp<int64_t>(w.groups / (4 * threads), 1, 4);
-  const int64_t runs = (w.groups + run - 1) / run;
+  int64_t total_groups = 0;
+  for (const PackedBf16Weight* w : ws) total_groups += w->groups;
+  const int64_t run = std::clamp<int64_t>(total_groups / (4 * threads), 1, 4);
+  struct Run {
+    int part;
+    int64_t g_begin, g_end;
+  };
+  thread_local std::vector<Run> runs;
+  runs.clear();
+  for (size_t p = 0; p < ws.size(); ++p)
+    for (int64_t g = 0; g < ws[p]->groups; g += run)
+      runs.push_back({int(p), g, std::min(ws[p]->groups, g + run)});
+  const int64_t num_runs = int64_t(runs.size());
   int64_t row_chunks = 1;
-  if (runs < 4 * threads && n > kMR) {
-    row_chunks = std::min((4 * threads + runs - 1) / runs, (n + kMR - 1) / kMR);
+  if (num_runs < 4 * threads && n > kMR) {
+    row_chunks = std::min((4 * threads + num_runs - 1) / num_runs, (n + kMR - 1) / kMR);
   }
   const int64_t rows_per_chunk = ((n + row_chunks - 1) / row_chunks + kMR - 1) / kMR * kMR;
   row_chunks = (n + rows_per_chunk - 1) / rows_per_chunk;
-  pool.parallel_for(runs * row_chunks, [&](int64_t task, int) {
-    const int64_t g0 = task / row_chunks * run, r0 = task % row_chunks * rows_per_chunk;
-    GroupsRows(xb, ldx, w, g0, std::min(w.groups, g0 + run), r0, std::min(n, r0 + rows_per_chunk),
-               out);
+  const Run* run_list = runs.data();
+  pool.parallel_for(num_runs * row_chunks, [&](int64_t task, int) {
+    const Run& r = run_list[task / row_chunks];
+    const int64_t r0 = task % row_chunks * rows_per_chunk;
+    GroupsRows(xb, ldx, *ws[size_t(r.part)], r.g_begin, r.g_end, r0,
+               std::min(n, r0 + rows_per_chunk), outs[size_t(r.part)]);
+  });
+}
+
+void linear_bf16_packed(ThreadPool& pool, const float* x, int64_t n, const PackedBf16Weight& w,
+                        float* out) {
+  const PackedBf16Weight* ws[] = {&w};
+  float* outs[] = {out};
+  linear_bf16_packed_group(pool, x, n, ws, outs);
+}
+
+void linear_fp8_packed_group(ThreadPool& pool, const float* x, int64_t n,
+                             std::span<const PackedBf16Weight* const> ws,
+                             std::span<const float* const> row_scales, float act_scale_ub,
+                             std::span<float* const> outs) {
+  if (n <= 0 || ws.empty()) return;
+  const int64_t cols = ws[0]->cols;
+  thread_local std::vector<float> q, scale;
+  q.resize(size_t(n * cols));
+  scale.resize(size_t(n));
+  float* qd = q.data();
+  float* sd = scale.data();
+  // The token scales depend only on x and the cap: one quantization serves every weight.
+  quantize_rows_fp8(pool, x, n, cols, act_scale_ub, qd, sd);
+  linear_bf16_packed_group(pool, qd, n, ws, outs);
+  pool.parallel_for(n, [&](int64_t r, int) {
+    for (size_t p = 0; p < ws.size(); ++p) {
+      const int64_t m = ws[p]->rows;
+      const float* rs = row_scales[p];
+      float* o = outs[p] + r * m;
+      for (int64_t j = 0; j < m; ++j) o[j] = o[j] * sd[r] * rs[j];
+    }
   });
 }
 
 void linear_fp8_packed(ThreadPool& pool, const float* x, int64_t n, const PackedBf16Weight& w,
                        const float* row_scale, float act_scale_ub, float* out) {
-  thread_local std::vector<float> q, scale;
-  q.resize(size_t(n * w.cols));
-  scale.resize(size_t(n));
-  float* qd = q.data();
-  float* sd = scale.data();
-  quantize_rows_fp8(pool, x, n, w.cols, act_scale_ub, qd, sd);
-  linear_bf16_packed(pool, qd, n, w, out);
-  pool.parallel_for(n, [&](int64_t r, int) {
-    float* o = out + r * w.rows;
-    for (int64_t j = 0; j < w.rows; ++j) o[j] = o[j] * sd[r] * row_scale[j];
-  });
+  const PackedBf16Weight* ws[] = {&w};
+  const float* scales[] = {row_scale};
+  float* outs[] = {out};
+  linear_fp8_packed_group(pool, x, n, ws, scales, act_scale_ub, outs);
 }
 
 }  // namespace herd::cpu

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 
 namespace herd::cpu {
 
@@ -74,10 +75,25 @@ PackedBf16Weight pack_fp8_weight(ThreadPool& pool, const uint8_t* w, int64_t row
 void linear_bf16_packed(ThreadPool& pool, const float* x, int64_t n, const PackedBf16Weight& w,
                         float* out);
 
+// A fused projection (QKV, gate/up): outs[p][r, j] = sum_i bf16(x[r, i]) * ws[p][j, i] for every
+// weight p (all of the same cols; outs[p] is [n, ws[p]->rows]). x is rounded to bf16 once, and
+// every weight's column groups are scheduled as one parallel job; each output is bitwise what
+// linear_bf16_packed gives for its weight alone.
+void linear_bf16_packed_group(ThreadPool& pool, const float* x, int64_t n,
+                              std::span<const PackedBf16Weight* const> ws,
+                              std::span<float* const> outs);
+
 // Row-wise FP8 on the packed kernel: each x row quantized once to E4M3 with its scale s_r
 // (fp8_activation.h, cap act_scale_ub), then out[r, j] = (q_r . w_j) * s_r * row_scale[j].
 // w from pack_fp8_weight.
 void linear_fp8_packed(ThreadPool& pool, const float* x, int64_t n, const PackedBf16Weight& w,
                        const float* row_scale, float act_scale_ub, float* out);
+
+// The fused form: one quantization of x (same cap for every weight) feeds every FP8 weight of
+// the group; each output bitwise what linear_fp8_packed gives alone.
+void linear_fp8_packed_group(ThreadPool& pool, const float* x, int64_t n,
+                             std::span<const PackedBf16Weight* const> ws,
+                             std::span<const float* const> row_scales, float act_scale_ub,
+                             std::span<float* const> outs);
 
 }  // namespace herd::cpu

@@ -1,6 +1,8 @@
 // Issue #3 acceptance: outputs are identical (greedy and seeded sampling) with prefix caching
 // on/off, chunked prefill on/off, whatever the batch composition, and after preemption by
-// recompute; reserve never preempts.
+// recompute; reserve never preempts. Every test runs on F32 weights and on BF16 weights (the
+// served path of a BF16 checkpoint: the packed BF16 GEMM on CPUs with AVX-512 BF16), because
+// these identities hold only if every kernel on that path is batch invariant.
 #include <gtest/gtest.h>
 
 #include "tests/api/engine_test_util.h"
@@ -68,8 +70,15 @@ Tokens run_one_by_one(const EngineOptions& o) {
   return t;
 }
 
-TEST(EngineEquivalence, BatchCompositionDoesNotChangeOutputs) {
-  EngineOptions o = tiny_engine_options();
+class EngineEquivalence : public ::testing::TestWithParam<DType> {
+ protected:
+  static EngineOptions options(int num_blocks = 512) {
+    return tiny_engine_options(num_blocks, 16, GetParam());
+  }
+};
+
+TEST_P(EngineEquivalence, BatchCompositionDoesNotChangeOutputs) {
+  EngineOptions o = options();
   o.enable_prefix_caching = false;
   const Tokens alone = run_one_by_one(o);
   const Tokens together = run_batched(o);
@@ -78,10 +87,10 @@ TEST(EngineEquivalence, BatchCompositionDoesNotChangeOutputs) {
   EXPECT_NE(together[2][0], together[2][1]);
 }
 
-TEST(EngineEquivalence, PrefixCachingOnOffSameOutputsAndHitsAreReal) {
-  EngineOptions off = tiny_engine_options();
+TEST_P(EngineEquivalence, PrefixCachingOnOffSameOutputsAndHitsAreReal) {
+  EngineOptions off = options();
   off.enable_prefix_caching = false;
-  EngineOptions on = tiny_engine_options();
+  EngineOptions on = options();
   on.enable_prefix_caching = true;
   EXPECT_EQ(run_one_by_one(off), run_one_by_one(on));
 
@@ -102,20 +111,20 @@ TEST(EngineEquivalence, PrefixCachingOnOffSameOutputsAndHitsAreReal) {
   EXPECT_EQ(e->stats().steps - steps_before, 4);  // 6-token tail + 3 decodes: one step each
 }
 
-TEST(EngineEquivalence, ChunkedPrefillOnOffSameOutputs) {
-  EngineOptions whole = tiny_engine_options();
+TEST_P(EngineEquivalence, ChunkedPrefillOnOffSameOutputs) {
+  EngineOptions whole = options();
   whole.enable_chunked_prefill = false;
   whole.max_model_len = 512;
-  EngineOptions chunked = tiny_engine_options();
+  EngineOptions chunked = options();
   chunked.max_num_batched_tokens = 7;  // every prompt is cut into many chunks
   chunked.max_model_len = 512;
   EXPECT_EQ(run_batched(whole), run_batched(chunked));
 }
 
-TEST(EngineEquivalence, OptimisticPreemptsAndRecomputesSameOutputs) {
-  EngineOptions roomy = tiny_engine_options();
+TEST_P(EngineEquivalence, OptimisticPreemptsAndRecomputesSameOutputs) {
+  EngineOptions roomy = options();
   const Tokens expected = run_batched(roomy);
-  EngineOptions tight = tiny_engine_options(/*num_blocks=*/24);
+  EngineOptions tight = options(/*num_blocks=*/24);
   tight.policy = AdmissionPolicy::kOptimistic;
   tight.max_model_len = 24 * 16;
   EngineStats stats;
@@ -124,9 +133,9 @@ TEST(EngineEquivalence, OptimisticPreemptsAndRecomputesSameOutputs) {
   EXPECT_EQ(stats.free_blocks, stats.num_blocks);  // everything back in the pool
 }
 
-TEST(EngineEquivalence, ReserveNeverPreemptsAndGivesSameOutputs) {
-  const Tokens expected = run_batched(tiny_engine_options());
-  EngineOptions tight = tiny_engine_options(/*num_blocks=*/24);
+TEST_P(EngineEquivalence, ReserveNeverPreemptsAndGivesSameOutputs) {
+  const Tokens expected = run_batched(options());
+  EngineOptions tight = options(/*num_blocks=*/24);
   tight.policy = AdmissionPolicy::kReserve;
   tight.max_model_len = 24 * 16;
   EngineStats stats;
@@ -139,16 +148,16 @@ TEST(EngineEquivalence, ReserveNeverPreemptsAndGivesSameOutputs) {
 // step i+1 while step i runs): the running batch is split between M plans and chunks of one
 // prompt go into consecutive plans, yet every token is the one a single plan in flight gives —
 // also when the pool is tight enough to preempt (invariants checked after every landing).
-TEST(EngineEquivalence, PlansInFlightGiveTheSameOutputs) {
-  const Tokens expected = run_batched(tiny_engine_options());
+TEST_P(EngineEquivalence, PlansInFlightGiveTheSameOutputs) {
+  const Tokens expected = run_batched(options());
   for (int m : {2, 3}) {
-    EngineOptions o = tiny_engine_options();
+    EngineOptions o = options();
     o.parallel.micro_batches = m;
     o.max_num_batched_tokens = 16;  // many chunks: consecutive chunks in flight together
     EngineStats stats;
     EXPECT_EQ(run_batched(o, &stats), expected) << "micro-batches " << m;
     EXPECT_EQ(stats.free_blocks, stats.num_blocks);
-    EngineOptions tight = tiny_engine_options(/*num_blocks=*/24);
+    EngineOptions tight = options(/*num_blocks=*/24);
     tight.parallel.micro_batches = m;
     tight.max_model_len = 24 * 16;
     EXPECT_EQ(run_batched(tight, &stats), expected) << "micro-batches " << m << ", tight pool";
@@ -160,14 +169,14 @@ TEST(EngineEquivalence, PlansInFlightGiveTheSameOutputs) {
 // Issue 14 item 8: n samples of a prompt that is already in the prefix cache all start in the
 // first step (no step waiting for sample 0), and share the cached blocks correctly: the same
 // tokens as on a cold engine, max_tokens steps in all.
-TEST(EngineEquivalence, SamplesOfACachedPromptStartTogetherWithTheSameOutputs) {
+TEST_P(EngineEquivalence, SamplesOfACachedPromptStartTogetherWithTheSameOutputs) {
   const std::vector<int32_t> p = test_prompt(70, 8);  // 4 full blocks + 6 tokens
-  auto cold = make_test_engine(tiny_engine_options());
+  auto cold = make_test_engine(options());
   std::vector<Request> c;
   c.push_back(seeded_request("rs", p, 5, 77, /*n=*/4));
   const Tokens want = tokens_of(cold->generate(std::move(c)));
 
-  auto warm = make_test_engine(tiny_engine_options());
+  auto warm = make_test_engine(options());
   std::vector<Request> w;
   w.push_back(greedy_request("warm", p, 1));
   warm->generate(std::move(w));
@@ -179,6 +188,12 @@ TEST(EngineEquivalence, SamplesOfACachedPromptStartTogetherWithTheSameOutputs) {
   EXPECT_EQ(res[0][0].usage.cached_prompt_tokens, 64);
   EXPECT_EQ(warm->stats().steps - steps_before, 5);  // was 6: samples 1-3 waited a step
 }
+
+INSTANTIATE_TEST_SUITE_P(WeightDtypes, EngineEquivalence,
+                         ::testing::Values(DType::kF32, DType::kBF16),
+                         [](const ::testing::TestParamInfo<DType>& info) {
+                           return std::string(dtype_name(info.param));
+                         });
 
 }  // namespace
 }  // namespace herd

@@ -23,10 +23,12 @@
 
 namespace herd::testing {
 
-// Options whose KV pool holds exactly `num_blocks` blocks of the tiny model.
-inline EngineOptions tiny_engine_options(int num_blocks = 512, int block_size = 16) {
+// Options whose KV pool holds exactly `num_blocks` blocks of the tiny model (weights of
+// `dtype`: BF16 runs the CPU backend's packed BF16 GEMM where the CPU has one).
+inline EngineOptions tiny_engine_options(int num_blocks = 512, int block_size = 16,
+                                         DType dtype = DType::kF32) {
   EngineOptions o;
-  o.model_dir = tiny_model_dir();
+  o.model_dir = tiny_model_dir("tiny", dtype);
   o.threads = 2;
   o.block_size = block_size;
   const ModelConfig cfg = load_model_config(o.model_dir);
