@@ -4,6 +4,11 @@ labelled with the batch size) from bench_parallel's JSON points as a plain SVG (
 library needed), and prints the ratios: micro-batching gain per workload and batch size, and
 TP 2 over one process on decode.
 
+Points may carry a "round" (run_fig24.sh with ROUNDS > 1 runs every configuration once per
+round, in the same order): each ratio is then taken within a round, between configurations
+measured minutes apart, and printed as the median over the rounds with every round's value;
+the plot shows each configuration's median point.
+
 usage: plot_fig24.py points.jsonl out.svg
 """
 import json
@@ -54,8 +59,21 @@ def panel(points, x0, y0, w, h, title, colors):
     return out
 
 
+def median_points(raw):
+    """One point per (config, workload, batch): the round with the median throughput."""
+    groups = defaultdict(list)
+    for p in raw:
+        groups[(p["config"], p["workload"], p["batch"])].append(p)
+    out = []
+    for ps in groups.values():
+        ps.sort(key=lambda p: p["throughput_tok_s"])
+        out.append(ps[len(ps) // 2])
+    return out
+
+
 def main():
-    points = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+    raw = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+    points = median_points(raw)
     workloads = sorted({p["workload"] for p in points})
     colors = {cfg: COLORS[i % len(COLORS)]
               for i, cfg in enumerate(sorted({p["config"] for p in points}))}
@@ -71,6 +89,21 @@ def main():
            f'<rect width="100%" height="100%" fill="white"/>' + "".join(body) + "</svg>\n")
     open(sys.argv[2], "w").write(svg)
 
+    def by_round(cfg, wl, b):
+        return {p.get("round", 1): p for p in raw
+                if p["config"] == cfg and p["workload"] == wl and p["batch"] == b}
+
+    def ratio(num, den, wl, b, field="throughput_tok_s"):
+        """Per-round ratios num / den, formatted: median, then each round's value."""
+        n, d = by_round(num, wl, b), by_round(den, wl, b)
+        rs = sorted(n[r][field] / d[r][field] for r in n if r in d)
+        if not rs:
+            return None
+        med = rs[len(rs) // 2] if len(rs) % 2 else (rs[len(rs) // 2 - 1] + rs[len(rs) // 2]) / 2
+        if len(rs) == 1:
+            return f"{med:.2f}x"
+        return f"{med:.2f}x (median of {len(rs)} rounds: {' '.join(f'{r:.2f}' for r in rs)})"
+
     def find(cfg, wl, b):
         for p in points:
             if p["config"] == cfg and p["workload"] == wl and p["batch"] == b:
@@ -81,22 +114,23 @@ def main():
     for wl in workloads:
         for b in sorted({p["batch"] for p in points if p["workload"] == wl}):
             a, m = find("tp1-pp2-mb1-t1", wl, b), find("tp1-pp2-mb2-t1", wl, b)
-            if a and m:
-                print(f"  {wl:8s} batch {b:3d}: {m['throughput_tok_s'] / a['throughput_tok_s']:.2f}x"
+            r = ratio("tp1-pp2-mb2-t1", "tp1-pp2-mb1-t1", wl, b)
+            if a and m and r:
+                print(f"  {wl:8s} batch {b:3d}: {r}"
                       f"  (latency {a['latency_ms']:.0f} -> {m['latency_ms']:.0f} ms)")
     print("pipeline vs one process with both cores (the 2-core ceiling): throughput pp2 / 1 proc")
     for wl in workloads:
         for b in sorted({p["batch"] for p in points if p["workload"] == wl}):
-            m, s2 = find("tp1-pp2-mb2-t1", wl, b), find("tp1-pp1-mb1-t2", wl, b)
-            o = find("tp1-pp1-mb1-t1", wl, b)
-            if m and s2:
-                extra = f", 1 thread {o['throughput_tok_s'] / s2['throughput_tok_s']:.2f}x" if o else ""
-                print(f"  {wl:8s} batch {b:3d}: mb2 {m['throughput_tok_s'] / s2['throughput_tok_s']:.2f}x{extra}")
+            m = ratio("tp1-pp2-mb2-t1", "tp1-pp1-mb1-t2", wl, b)
+            o = ratio("tp1-pp1-mb1-t1", "tp1-pp1-mb1-t2", wl, b)
+            if m:
+                extra = f", 1 thread {o}" if o else ""
+                print(f"  {wl:8s} batch {b:3d}: mb2 {m}{extra}")
     print("tensor parallel: decode throughput tp2 (1 thread/rank) / one process (2 threads)")
     for b in sorted({p["batch"] for p in points if p["workload"] == "decode"}):
-        t, s = find("tp2-pp1-mb1-t1", "decode", b), find("tp1-pp1-mb1-t2", "decode", b)
-        if t and s:
-            print(f"  decode   batch {b:3d}: {t['throughput_tok_s'] / s['throughput_tok_s']:.2f}x")
+        t = ratio("tp2-pp1-mb1-t1", "tp1-pp1-mb1-t2", "decode", b)
+        if t:
+            print(f"  decode   batch {b:3d}: {t}")
 
 
 if __name__ == "__main__":
