@@ -95,19 +95,20 @@ class TimingBackend final : public Backend {
   // with split_groups(true) it runs as one linear() per weight instead (the unfused model, for
   // a same-run comparison).
   void split_groups(bool on) { split_groups_ = on; }
-  void linear_group(const Tensor& x, std::span<const LinearWeight> ws,
-                    std::span<Tensor> outs) override {
+  void linear_group(const Tensor& x, const LinearWeight* ws, Tensor* outs,
+                    size_t count) override {
+    if (count == 0 || ws == nullptr || outs == nullptr)
+      return inner_.linear_group(x, ws, outs, count);  // its error
     if (split_groups_) {
-      if (ws.size() != outs.size()) return inner_.linear_group(x, ws, outs);  // its error
-      for (size_t i = 0; i < ws.size(); ++i) linear(x, ws[i], outs[i]);
+      for (size_t i = 0; i < count; ++i) linear(x, ws[i], outs[i]);
       return;
     }
-    const auto it = ws.empty() ? weight_phase_.end() : weight_phase_.find(ws[0].w.data);
+    const auto it = weight_phase_.find(ws[0].w.data);
     const Phase p = it == weight_phase_.end() ? kLinearOther : it->second;
-    for (const LinearWeight& w : ws)
-      totals_.bytes[size_t(p)] += double(w.w.bytes() + w.row_scale.bytes());
+    for (size_t i = 0; i < count; ++i)
+      totals_.bytes[size_t(p)] += double(ws[i].w.bytes() + ws[i].row_scale.bytes());
     Timed t(*this, p);
-    inner_.linear_group(x, ws, outs);
+    inner_.linear_group(x, ws, outs, count);
   }
   void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,
             const float* inv_freq) override {

@@ -10,7 +10,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 
 #include "kernels/linear_weight.h"
@@ -86,8 +85,9 @@ class Backend {
   // linear(x, ws[i], outs[i]) gives, in one op so that the backend can share the work on the
   // input (its bf16 rounding or FP8 quantization) and schedule every weight's columns as one
   // piece of work. The weights stay separate tensors (no concatenated copy in memory).
-  virtual void linear_group(const Tensor& x, std::span<const LinearWeight> ws,
-                            std::span<Tensor> outs) = 0;
+  // (Pointer and count, not std::span: the .cu files that include this header are C++17.)
+  virtual void linear_group(const Tensor& x, const LinearWeight* ws, Tensor* outs,
+                            size_t count) = 0;
   // Rotate-half RoPE in place on x [n, num_heads * head_dim] at positions[n], angle
   // positions[t] * inv_freq[j] for j < head_dim / 2 (inv_freq already holds llama3 scaling).
   virtual void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,

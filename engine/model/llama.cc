@@ -254,7 +254,7 @@ void LlamaModel::forward(const StepInput& in, KvCache& kv, float* logits) {
     else
       backend_.add_rms_norm(x, proj, l.attn_norm, eps, h);
     Tensor qkv_out[] = {q, k, v};
-    backend_.linear_group(h, l.qkv, qkv_out);
+    backend_.linear_group(h, l.qkv.data(), qkv_out, 3);
     backend_.rope(q, hq, hd, d_pos_, d_inv_freq_);
     backend_.rope(k, hkv, hd, d_pos_, d_inv_freq_);
     backend_.kv_write(k, v, d_slots_, kv.layer(li));
@@ -264,7 +264,7 @@ void LlamaModel::forward(const StepInput& in, KvCache& kv, float* logits) {
     // Feed-forward block.
     backend_.add_rms_norm(x, proj, l.ffn_norm, eps, h);
     Tensor gate_up_out[] = {gate, upv};
-    backend_.linear_group(h, l.gate_up, gate_up_out);
+    backend_.linear_group(h, l.gate_up.data(), gate_up_out, 2);
     backend_.swiglu(gate, upv, act);
     backend_.linear(act, l.w_down, proj);
     reduce(proj);

@@ -134,11 +134,12 @@ class CpuBackend final : public Backend {
     run_linear(x, lw, out);
   }
 
-  void linear_group(const Tensor& x, std::span<const LinearWeight> ws,
-                    std::span<Tensor> outs) override {
-    check(!ws.empty() && ws.size() == outs.size(), "linear_group",
-          std::to_string(ws.size()) + " weights for " + std::to_string(outs.size()) +
-              " outputs (need the same number, at least one)");
+  void linear_group(const Tensor& x, const LinearWeight* ws_ptr, Tensor* outs_ptr,
+                    size_t count) override {
+    check(count > 0 && ws_ptr != nullptr && outs_ptr != nullptr, "linear_group",
+          "needs at least one weight and output");
+    const std::span<const LinearWeight> ws(ws_ptr, count);
+    const std::span<Tensor> outs(outs_ptr, count);
     for (size_t i = 0; i < ws.size(); ++i) check_linear(x, ws[i], outs[i], "linear_group");
     // One fused job when every weight is packed and of one kind (FP8 weights with one cap, so
     // that one quantization of x serves them all); otherwise each runs as linear() would.

@@ -185,12 +185,11 @@ class CudaBackend final : public Backend {
 
   // Separate cuBLASLt calls for now (correct, not yet fused: a concatenated device copy of
   // q/k/v and gate/up is the fused form for GPUs; unmeasured until a GPU session).
-  void linear_group(const Tensor& x, std::span<const LinearWeight> ws,
-                    std::span<Tensor> outs) override {
-    check(!ws.empty() && ws.size() == outs.size(), "linear_group",
-          std::to_string(ws.size()) + " weights for " + std::to_string(outs.size()) +
-              " outputs (need the same number, at least one)");
-    for (size_t i = 0; i < ws.size(); ++i) linear(x, ws[i], outs[i]);
+  void linear_group(const Tensor& x, const LinearWeight* ws, Tensor* outs,
+                    size_t count) override {
+    check(count > 0 && ws != nullptr && outs != nullptr, "linear_group",
+          "needs at least one weight and output");
+    for (size_t i = 0; i < count; ++i) linear(x, ws[i], outs[i]);
   }
 
   void linear(const Tensor& x, const LinearWeight& lw, Tensor& out) override {
