@@ -17,51 +17,13 @@
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/linear_bf16.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/op_checks.h"
 
 namespace herd {
 namespace {
 
-std::string describe(const Tensor& t) {
-  std::ostringstream s;
-  s << "[" << t.rows << ", " << t.cols << "] " << dtype_name(t.dtype);
-  if (!t.contiguous()) s << " (row stride " << t.row_stride() << ")";
-  return s.str();
-}
-
-// Only a linear() weight may be strided (tensor.h); anything else is a caller bug.
-void check_contiguous(const Tensor& t, const char* op, const std::string& name) {
-  if (!t.contiguous())
-    throw std::invalid_argument(std::string("cpu backend ") + op + ": " + name +
-                                " must be contiguous, got " + describe(t));
-}
-
-void check(bool ok, const char* op, const std::string& what) {
-  if (!ok) throw Error(std::string("cpu backend ") + op + ": " + what);
-}
-
-void check_f32(const Tensor& t, const char* op, const char* name) {
-  check(t.dtype == DType::kF32 && t.data != nullptr, op,
-        std::string(name) + " must be F32 with data, got " + describe(t));
-  check_contiguous(t, op, name);
-}
-
-void check_float_weight(const Tensor& t, const char* op, const char* name,
-                        bool strided_ok = false) {
-  check(t.dtype == DType::kF32 || t.dtype == DType::kF16 || t.dtype == DType::kBF16, op,
-        std::string(name) + " must be F32, F16 or BF16, got " + describe(t));
-  check(t.data != nullptr, op, std::string(name) + " has no data");
-  if (!strided_ok) check_contiguous(t, op, name);
-  check(t.row_stride() >= t.cols, op,
-        std::string(name) + " row stride " + std::to_string(t.row_stride()) +
-            " is shorter than its rows " + describe(t));
-}
-
-void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* an,
-                      const char* bn) {
-  check(a.rows == b.rows && a.cols == b.cols, op,
-        std::string(an) + " " + describe(a) + " and " + bn + " " + describe(b) +
-            " must have the same shape");
-}
+using op_checks::describe;
+constexpr op_checks::Checks check("cpu backend", DType::kF32);
 
 class CpuBackend final : public Backend {
  public:
@@ -100,8 +62,8 @@ class CpuBackend final : public Backend {
   }
 
   void embedding(const Tensor& table, const int32_t* ids, Tensor& out) override {
-    check_float_weight(table, "embedding", "table");
-    check_f32(out, "embedding", "out");
+    check.float_weight(table, "embedding", "table");
+    check.activation(out, "embedding", "out");
     check(out.cols == table.cols, "embedding",
           "out " + describe(out) + " must have the table's width " + describe(table));
     const size_t row_bytes = size_t(table.cols) * dtype_size(table.dtype);
@@ -115,16 +77,16 @@ class CpuBackend final : public Backend {
   }
 
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
-    check_norm(x, weight, out, "rms_norm");
+    check.norm(x, weight, out, "rms_norm");
     cpu::rms_norm(pool_, x.as<float>(), x.rows, x.cols, weight.data, weight.dtype, eps,
                   out.as<float>());
   }
 
   void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
                     Tensor& out) override {
-    check_norm(x, weight, out, "add_rms_norm");
-    check_f32(residual, "add_rms_norm", "residual");
-    check_same_shape(residual, x, "add_rms_norm", "residual", "x");
+    check.norm(x, weight, out, "add_rms_norm");
+    check.activation(residual, "add_rms_norm", "residual");
+    check.same_shape(residual, x, "add_rms_norm", "residual", "x");
     cpu::add_rms_norm(pool_, residual.as<float>(), x.as<float>(), x.rows, x.cols, weight.data,
                       weight.dtype, eps, out.as<float>());
   }
@@ -168,8 +130,8 @@ class CpuBackend final : public Backend {
   void check_linear(const Tensor& x, const LinearWeight& lw, const Tensor& out, const char* op) {
     const Tensor& w = lw.w;
     const Tensor& s = lw.row_scale;
-    check_f32(x, op, "x");
-    check_f32(out, op, "out");
+    check.activation(x, op, "x");
+    check.activation(out, op, "out");
     if (lw.fp8()) {
       check(w.data != nullptr && w.row_stride() >= w.cols, op,
             "F8_E4M3 w has no data or a short row stride: " + describe(w));
@@ -181,7 +143,7 @@ class CpuBackend final : public Backend {
     } else {
       check(s.data == nullptr, op,
             "row scales come only with an F8_E4M3 weight, got w " + describe(w));
-      check_float_weight(w, op, "w", /*strided_ok=*/true);
+      check.float_weight(w, op, "w", /*strided_ok=*/true);
     }
     check(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows, op,
           "shapes do not fit: x " + describe(x) + " * w " + describe(w) + "^T -> out " +
@@ -196,9 +158,8 @@ class CpuBackend final : public Backend {
       if (p)
         return cpu::linear_fp8_packed(pool_, x.as<float>(), x.rows, *p, lw.row_scale.as<float>(),
                                       lw.act_scale_ub, out.as<float>());
-      return cpu::linear_fp8(pool_, x.as<float>(), x.rows, x.cols, w.as<uint8_t>(),
-                             w.row_stride(), lw.row_scale.as<float>(), lw.act_scale_ub, w.rows,
-                             out.as<float>());
+      return cpu::linear_fp8(pool_, x.as<float>(), x.rows, x.cols, w.as<uint8_t>(), w.row_stride(),
+                             lw.row_scale.as<float>(), lw.act_scale_ub, w.rows, out.as<float>());
     }
     if (p) return cpu::linear_bf16_packed(pool_, x.as<float>(), x.rows, *p, out.as<float>());
     cpu::linear(pool_, x.as<float>(), x.rows, x.cols, w.data, w.row_stride(), w.dtype, w.rows,
@@ -219,7 +180,7 @@ class CpuBackend final : public Backend {
 
   void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,
             const float* inv_freq) override {
-    check_f32(x, "rope", "x");
+    check.activation(x, "rope", "x");
     check(head_dim > 0 && head_dim % 2 == 0 && x.cols == int64_t(num_heads) * head_dim, "rope",
           "x " + describe(x) + " is not num_heads " + std::to_string(num_heads) +
               " x even head_dim " + std::to_string(head_dim));
@@ -227,11 +188,11 @@ class CpuBackend final : public Backend {
   }
 
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
-    check_f32(gate, "swiglu", "gate");
-    check_f32(up, "swiglu", "up");
-    check_f32(out, "swiglu", "out");
-    check_same_shape(gate, up, "swiglu", "gate", "up");
-    check_same_shape(gate, out, "swiglu", "gate", "out");
+    check.activation(gate, "swiglu", "gate");
+    check.activation(up, "swiglu", "up");
+    check.activation(out, "swiglu", "out");
+    check.same_shape(gate, up, "swiglu", "gate", "up");
+    check.same_shape(gate, out, "swiglu", "gate", "out");
     cpu::swiglu(pool_, gate.as<float>(), up.as<float>(), gate.numel(), out.as<float>());
   }
 
@@ -240,8 +201,8 @@ class CpuBackend final : public Backend {
                        int num_heads, float scale, Tensor& out) override;
 
   void gather_rows(const Tensor& x, const int32_t* rows, Tensor& out) override {
-    check_contiguous(x, "gather_rows", "x");
-    check_contiguous(out, "gather_rows", "out");
+    check.contiguous(x, "gather_rows", "x");
+    check.contiguous(out, "gather_rows", "out");
     check(x.dtype == out.dtype && x.cols == out.cols, "gather_rows",
           "out " + describe(out) + " must match x " + describe(x) + " in dtype and width");
     const size_t row_bytes = size_t(x.cols) * dtype_size(x.dtype);
@@ -254,22 +215,13 @@ class CpuBackend final : public Backend {
   }
 
   void to_f32(const Tensor& x, Tensor& out) override {
-    check_float_weight(x, "to_f32", "x");
-    check_f32(out, "to_f32", "out");
-    check_same_shape(x, out, "to_f32", "x", "out");
+    check.float_weight(x, "to_f32", "x");
+    check.activation(out, "to_f32", "out");
+    check.same_shape(x, out, "to_f32", "x", "out");
     cpu::convert_to_f32(pool_, x.data, x.dtype, x.numel(), out.as<float>());
   }
 
  private:
-  static void check_norm(const Tensor& x, const Tensor& weight, const Tensor& out, const char* op) {
-    check_f32(x, op, "x");
-    check_f32(out, op, "out");
-    check_float_weight(weight, op, "weight");
-    check(weight.numel() == x.cols, op,
-          "weight " + describe(weight) + " must hold one value per column of x " + describe(x));
-    check_same_shape(x, out, op, "x", "out");
-  }
-
   cpu::ThreadPool pool_;
   const bool bf16_gemm_;  // BF16 and FP8 weights go through the packed AVX-512 BF16 GEMM
   struct PackedView {
@@ -282,15 +234,7 @@ class CpuBackend final : public Backend {
 
 void CpuBackend::kv_write(const Tensor& k, const Tensor& v, const int32_t* slots, KvLayer& layer) {
   const int64_t width = int64_t(layer.num_kv_heads) * layer.head_dim;
-  check_f32(k, "kv_write", "k");
-  check_f32(v, "kv_write", "v");
-  check_f32(layer.k, "kv_write", "cache k");
-  check_f32(layer.v, "kv_write", "cache v");
-  check_same_shape(k, v, "kv_write", "k", "v");
-  check_same_shape(layer.k, layer.v, "kv_write", "cache k", "cache v");
-  check(k.cols == width && layer.k.cols == width, "kv_write",
-        "k " + describe(k) + " and cache " + describe(layer.k) + " must be num_kv_heads * " +
-            "head_dim = " + std::to_string(width) + " wide");
+  check.kv_write(k, v, layer);
   const size_t row_bytes = size_t(width) * sizeof(float);
   for (int64_t t = 0; t < k.rows; ++t) {
     if (slots[t] < 0) continue;  // padding token: nothing to store
@@ -307,20 +251,7 @@ void CpuBackend::kv_write(const Tensor& k, const Tensor& v, const int32_t* slots
 void CpuBackend::paged_attention(const Tensor& q, const KvLayer& layer, const AttentionBatch& b,
                                  int num_heads, float scale, Tensor& out) {
   const char* op = "paged_attention";
-  check_f32(q, op, "q");
-  check_f32(out, op, "out");
-  check_f32(layer.k, op, "cache k");
-  check_f32(layer.v, op, "cache v");
-  check(layer.num_kv_heads > 0 && num_heads % layer.num_kv_heads == 0 && layer.head_dim > 0 &&
-            layer.block_size > 0,
-        op,
-        "num_heads " + std::to_string(num_heads) + " must be a multiple of num_kv_heads " +
-            std::to_string(layer.num_kv_heads));
-  check(q.cols == int64_t(num_heads) * layer.head_dim && q.rows == b.num_tokens, op,
-        "q " + describe(q) + " must be num_tokens x num_heads * head_dim");
-  check_same_shape(q, out, op, "q", "out");
-  check(layer.k.cols == int64_t(layer.num_kv_heads) * layer.head_dim, op,
-        "cache " + describe(layer.k) + " must be num_kv_heads * head_dim wide");
+  check.attention(q, layer, b.num_tokens, num_heads, out);
   check(b.num_seqs >= 0 && b.query_start[0] == 0 && b.query_start[b.num_seqs] == b.num_tokens, op,
         "query_start must run from 0 to num_tokens");
   const int64_t num_blocks = layer.k.rows / layer.block_size;

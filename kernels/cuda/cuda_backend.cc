@@ -20,51 +20,13 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_info.h"
 #include "kernels/cuda/lt_matmul.h"
+#include "kernels/op_checks.h"
 
 namespace herd {
 namespace {
 
-std::string describe(const Tensor& t) {
-  std::ostringstream s;
-  s << "[" << t.rows << ", " << t.cols << "] " << dtype_name(t.dtype);
-  if (!t.contiguous()) s << " (row stride " << t.row_stride() << ")";
-  return s.str();
-}
-
-// Only a linear() weight may be strided (tensor.h); anything else is a caller bug.
-void check_contiguous(const Tensor& t, const char* op, const std::string& name) {
-  if (!t.contiguous())
-    throw std::invalid_argument(std::string("cuda backend ") + op + ": " + name +
-                                " must be contiguous, got " + describe(t));
-}
-
-void check(bool ok, const char* op, const std::string& what) {
-  if (!ok) throw Error(std::string("cuda backend ") + op + ": " + what);
-}
-
-void check_bf16(const Tensor& t, const char* op, const char* name) {
-  check(t.dtype == DType::kBF16 && t.data != nullptr, op,
-        std::string(name) + " must be BF16 with data, got " + describe(t));
-  check_contiguous(t, op, name);
-}
-
-bool is_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
-
-void check_float(const Tensor& t, const char* op, const char* name, bool strided_ok = false) {
-  check(is_float(t.dtype), op, std::string(name) + " must be F32, F16 or BF16, got " + describe(t));
-  check(t.data != nullptr, op, std::string(name) + " has no data");
-  if (!strided_ok) check_contiguous(t, op, name);
-  check(t.row_stride() >= t.cols, op,
-        std::string(name) + " row stride " + std::to_string(t.row_stride()) +
-            " is shorter than its rows " + describe(t));
-}
-
-void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* an,
-                      const char* bn) {
-  check(a.rows == b.rows && a.cols == b.cols, op,
-        std::string(an) + " " + describe(a) + " and " + bn + " " + describe(b) +
-            " must have the same shape");
-}
+using op_checks::describe;
+constexpr op_checks::Checks check("cuda backend", DType::kBF16);
 
 class CudaBackend final : public Backend {
  public:
@@ -157,8 +119,8 @@ class CudaBackend final : public Backend {
 
   // ---- ops ------------------------------------------------------------------------------
   void embedding(const Tensor& table, const int32_t* ids, Tensor& out) override {
-    check_float(table, "embedding", "table");
-    check_bf16(out, "embedding", "out");
+    check.float_weight(table, "embedding", "table");
+    check.activation(out, "embedding", "out");
     check(out.cols == table.cols, "embedding",
           "out " + describe(out) + " must have the table's width " + describe(table));
     activate();
@@ -167,7 +129,7 @@ class CudaBackend final : public Backend {
   }
 
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
-    check_norm(x, weight, out, "rms_norm");
+    check.norm(x, weight, out, "rms_norm");
     activate();
     cuda::rms_norm(nullptr, x.data, x.rows, x.cols, weight.data, weight.dtype, eps, out.data,
                    stream_);
@@ -175,9 +137,9 @@ class CudaBackend final : public Backend {
 
   void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, float eps,
                     Tensor& out) override {
-    check_norm(x, weight, out, "add_rms_norm");
-    check_bf16(residual, "add_rms_norm", "residual");
-    check_same_shape(residual, x, "add_rms_norm", "residual", "x");
+    check.norm(x, weight, out, "add_rms_norm");
+    check.activation(residual, "add_rms_norm", "residual");
+    check.same_shape(residual, x, "add_rms_norm", "residual", "x");
     activate();
     cuda::rms_norm(residual.data, x.data, x.rows, x.cols, weight.data, weight.dtype, eps, out.data,
                    stream_);
@@ -185,8 +147,7 @@ class CudaBackend final : public Backend {
 
   // Separate cuBLASLt calls for now (correct, not yet fused: a concatenated device copy of
   // q/k/v and gate/up is the fused form for GPUs; unmeasured until a GPU session).
-  void linear_group(const Tensor& x, const LinearWeight* ws, Tensor* outs,
-                    size_t count) override {
+  void linear_group(const Tensor& x, const LinearWeight* ws, Tensor* outs, size_t count) override {
     check(count > 0 && ws != nullptr && outs != nullptr, "linear_group",
           "needs at least one weight and output");
     for (size_t i = 0; i < count; ++i) linear(x, ws[i], outs[i]);
@@ -194,8 +155,8 @@ class CudaBackend final : public Backend {
 
   void linear(const Tensor& x, const LinearWeight& lw, Tensor& out) override {
     const Tensor& w = lw.w;
-    check_bf16(x, "linear", "x");
-    check_bf16(out, "linear", "out");
+    check.activation(x, "linear", "x");
+    check.activation(out, "linear", "out");
     check((w.dtype == DType::kBF16 || w.dtype == DType::kF8E4M3) && w.data != nullptr, "linear",
           "w must be a BF16 or F8E4M3 device weight from adopt_weight(), got " + describe(w));
     check(w.row_stride() >= w.cols, "linear",
@@ -235,7 +196,7 @@ class CudaBackend final : public Backend {
 
   void rope(Tensor& x, int num_heads, int head_dim, const int32_t* positions,
             const float* inv_freq) override {
-    check_bf16(x, "rope", "x");
+    check.activation(x, "rope", "x");
     check(head_dim > 0 && head_dim % 2 == 0 && x.cols == int64_t(num_heads) * head_dim, "rope",
           "x " + describe(x) + " is not num_heads " + std::to_string(num_heads) +
               " x even head_dim " + std::to_string(head_dim));
@@ -244,11 +205,11 @@ class CudaBackend final : public Backend {
   }
 
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
-    check_bf16(gate, "swiglu", "gate");
-    check_bf16(up, "swiglu", "up");
-    check_bf16(out, "swiglu", "out");
-    check_same_shape(gate, up, "swiglu", "gate", "up");
-    check_same_shape(gate, out, "swiglu", "gate", "out");
+    check.activation(gate, "swiglu", "gate");
+    check.activation(up, "swiglu", "up");
+    check.activation(out, "swiglu", "out");
+    check.same_shape(gate, up, "swiglu", "gate", "up");
+    check.same_shape(gate, out, "swiglu", "gate", "out");
     activate();
     cuda::swiglu(gate.data, up.data, gate.numel(), out.data, stream_);
   }
@@ -260,19 +221,19 @@ class CudaBackend final : public Backend {
   void gather_rows(const Tensor& x, const int32_t* rows, Tensor& out) override {
     check(x.dtype == out.dtype && x.cols == out.cols && x.data && out.data, "gather_rows",
           "out " + describe(out) + " must match x " + describe(x) + " in dtype and width");
-    check_contiguous(x, "gather_rows", "x");
-    check_contiguous(out, "gather_rows", "out");
+    check.contiguous(x, "gather_rows", "x");
+    check.contiguous(out, "gather_rows", "out");
     activate();
     cuda::gather_rows(x.data, x.rows, size_t(x.cols) * dtype_size(x.dtype), rows, out.rows,
                       out.data, stream_);
   }
 
   void to_f32(const Tensor& x, Tensor& out) override {
-    check_float(x, "to_f32", "x");
+    check.float_weight(x, "to_f32", "x");
     check(out.dtype == DType::kF32 && out.data != nullptr, "to_f32",
           "out must be F32 with data, got " + describe(out));
-    check_contiguous(out, "to_f32", "out");
-    check_same_shape(x, out, "to_f32", "x", "out");
+    check.contiguous(out, "to_f32", "out");
+    check.same_shape(x, out, "to_f32", "x", "out");
     activate();
     cuda::convert_to_f32(x.data, x.dtype, x.numel(), out.as<float>(), stream_);
   }
@@ -281,15 +242,6 @@ class CudaBackend final : public Backend {
   // The runtime's current device is per host thread; the engine may call from a thread other
   // than the one that built the backend.
   void activate() { HERD_CUDA_CHECK(cudaSetDevice(device_)); }
-
-  static void check_norm(const Tensor& x, const Tensor& weight, const Tensor& out, const char* op) {
-    check_bf16(x, op, "x");
-    check_bf16(out, op, "out");
-    check_float(weight, op, "weight");
-    check(weight.numel() == x.cols, op,
-          "weight " + describe(weight) + " must hold one value per column of x " + describe(x));
-    check_same_shape(x, out, op, "x", "out");
-  }
 
   int device_ = 0;
   int sm_count_ = 0;
@@ -308,7 +260,7 @@ class CudaBackend final : public Backend {
 Tensor CudaBackend::adopt_weight(const Tensor& host) {
   // A strided host view (a tensor-parallel column shard of the mmap) becomes a contiguous
   // device matrix: only the shard's bytes cross PCIe and occupy device memory.
-  if (host.dtype != DType::kF8E4M3) check_float(host, "adopt_weight", "weight", true);
+  if (host.dtype != DType::kF8E4M3) check.float_weight(host, "adopt_weight", "weight", true);
   check(host.data != nullptr, "adopt_weight", "weight has no data");
   activate();
   Tensor dev = host;
@@ -357,15 +309,7 @@ Tensor CudaBackend::adopt_weight(const Tensor& host) {
 
 void CudaBackend::kv_write(const Tensor& k, const Tensor& v, const int32_t* slots, KvLayer& layer) {
   const int64_t width = int64_t(layer.num_kv_heads) * layer.head_dim;
-  check_bf16(k, "kv_write", "k");
-  check_bf16(v, "kv_write", "v");
-  check_bf16(layer.k, "kv_write", "cache k");
-  check_bf16(layer.v, "kv_write", "cache v");
-  check_same_shape(k, v, "kv_write", "k", "v");
-  check_same_shape(layer.k, layer.v, "kv_write", "cache k", "cache v");
-  check(k.cols == width && layer.k.cols == width, "kv_write",
-        "k " + describe(k) + " and cache " + describe(layer.k) + " must be num_kv_heads * " +
-            "head_dim = " + std::to_string(width) + " wide");
+  check.kv_write(k, v, layer);
   activate();
   cuda::kv_write(k.data, v.data, k.rows, width, slots, layer.k.data, layer.v.data, layer.k.rows,
                  stream_);
@@ -374,24 +318,11 @@ void CudaBackend::kv_write(const Tensor& k, const Tensor& v, const int32_t* slot
 void CudaBackend::paged_attention(const Tensor& q, const KvLayer& layer, const AttentionBatch& b,
                                   int num_heads, float scale, Tensor& out) {
   const char* op = "paged_attention";
-  check_bf16(q, op, "q");
-  check_bf16(out, op, "out");
-  check_bf16(layer.k, op, "cache k");
-  check_bf16(layer.v, op, "cache v");
-  check(layer.num_kv_heads > 0 && num_heads % layer.num_kv_heads == 0 && layer.head_dim > 0 &&
-            layer.block_size > 0,
-        op,
-        "num_heads " + std::to_string(num_heads) + " must be a multiple of num_kv_heads " +
-            std::to_string(layer.num_kv_heads));
+  check.attention(q, layer, b.num_tokens, num_heads, out);
   check(num_heads / layer.num_kv_heads <= 64, op,
         "GQA groups of more than 64 query heads per kv head are not supported");
   check(cuda::attention_head_dim_supported(layer.head_dim), op,
         "head_dim " + std::to_string(layer.head_dim) + " is not compiled in (64, 128)");
-  check(q.cols == int64_t(num_heads) * layer.head_dim && q.rows == b.num_tokens, op,
-        "q " + describe(q) + " must be num_tokens x num_heads * head_dim");
-  check_same_shape(q, out, op, "q", "out");
-  check(layer.k.cols == int64_t(layer.num_kv_heads) * layer.head_dim, op,
-        "cache " + describe(layer.k) + " must be num_kv_heads * head_dim wide");
   // The kernel moves Q, K, V and out 16 bytes at a time.
   for (const void* p : {q.data, out.data, layer.k.data, layer.v.data})
     check(reinterpret_cast<uintptr_t>(p) % 16 == 0, op,
