@@ -49,7 +49,9 @@ run() {  # run NP ARGS...: one configuration; JSON lines to POINTS, everything t
 
 # Prefill: whole 256-token prompts per plan (no per-sequence chunk cap), 512 tokens per plan,
 # so a micro-batch is as compute-bound as the full batch (the CPU GEMM loses efficiency below
-# a few hundred rows); B prompts make B/2 plans with 1 micro-batch and B with 2.
+# a few hundred rows). B prompts make B/2 plans with 1 micro-batch; with 2, each plan takes
+# ceil(B / 2) prompts within the 512 tokens: 2 plans at batch 2 and 4, 4 at batch 8, so the
+# ideal gain (2P stage-times vs P + 1 with two in flight) is 1.33x / 1.33x / 1.6x.
 PREFILL=(--workload prefill --batch-sizes "$PREFILL_BATCHES" --input-len 256
          --max-num-batched-tokens 512 --long-prefill-token-threshold 0)
 DECODE=(--workload decode --batch-sizes "$DECODE_BATCHES" --input-len 16 --output-len 32)
