@@ -7,6 +7,7 @@
 // thread (and the fp32 FMA peak next to it, the ceiling of the fp32-activation kernel).
 // Both kernels run on the same weights: "fp32" = linear.cc (fp32 activations, weights widened
 // in registers), "bf16" = the packed AVX-512 BF16 GEMM of linear_bf16.h (weights packed once).
+// Last, the bf16 kernel on a weight resident in L2: its arithmetic rate alone at each batch.
 //
 // usage: bench_cpu_kernels [--threads N] [--seconds S] [--buffer-gb G]
 #include <immintrin.h>
@@ -186,6 +187,35 @@ int main(int argc, char** argv) {
         if (bf16_peak > 0) std::printf(" (%5.1f%% of bf16 peak)", 100.0 * gflops / bf16_peak);
         std::printf("\n");
       }
+    }
+  }
+  if (has_bf16) {
+    // The arithmetic side alone: the bf16 kernel on one small weight that stays in L2 (256 KiB
+    // of it per thread), called over and over. Its rate at batch n, as bytes of weights per
+    // second, is what the kernel could stream if memory were free; when it is not far above
+    // the read bandwidth, a DRAM-bound call can only reach the bandwidth by overlapping the
+    // two completely (time = max), and gets about 1 / (1/bw + 1/this) when it does not.
+    const int64_t o = 256, k = 2048;
+    std::vector<uint16_t> w(size_t(o * k));
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> dist(-0.05f, 0.05f);
+    for (auto& v : w) v = herd::f32_to_bf16(dist(rng));
+    const herd::Tensor view{w.data(), herd::DType::kBF16, o, k};
+    auto l2_be = herd::make_cpu_backend(threads);
+    l2_be->prepare_linear(view);
+    std::printf("bf16 kernel on weights resident in L2 (w[%lld x %lld], the same call repeated):\n",
+                (long long)o, (long long)k);
+    for (int64_t n : {1, 8, 128}) {
+      std::vector<float> x(size_t(n * k), 0.5f), out(size_t(n * o));
+      double best = 1e30;
+      const auto start = Clock::now();
+      do {
+        for (int rep = 0; rep < 100; ++rep)
+          best = std::min(best, linear_pass(*l2_be, x, out, n, o, k, view));
+      } while (seconds_since(start) < seconds / 4);
+      const double gflops = 2.0 * double(n * o * k) / best / 1e9;
+      std::printf("  batch %3lld: %6.1f GFLOP/s (%5.1f%% of bf16 peak) = %6.1f GB/s of weights\n",
+                  (long long)n, gflops, 100.0 * gflops / bf16_peak, double(o * k) * 2 / best / 1e9);
     }
   }
   return 0;
