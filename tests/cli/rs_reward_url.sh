@@ -4,6 +4,7 @@
 # without the key every prompt fails with the server's 401 and rs exits 1.
 #   tests/cli/rs_reward_url.sh HERD_BINARY
 set -euo pipefail
+source "$(dirname "$0")/../lib/server_port.sh"
 herd=$1
 work=$(mktemp -d)
 pids=()
@@ -27,12 +28,7 @@ rs local.jsonl >"$work/local.summary" 2>"$work/local.log" || fail "in-process rs
 
 "$herd" serve --model "$work/rm" --port 0 --grpc-port 0 --api-key s3cret >"$work/serve.log" 2>&1 &
 pids+=($!)
-port=
-for _ in $(seq 400); do
-  port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$work/serve.log" | head -1)
-  [ -n "$port" ] && break
-  sleep 0.05
-done
+port=$(server_port "$work/serve.log" 400)
 [ -n "$port" ] || fail "the reward server did not start"
 
 rc=0

@@ -5,6 +5,7 @@
 # the engine is unhealthy, drains and exits with status 3 so that an orchestrator restarts it.
 #   tests/cli/serve_engine_fault.sh HERD_BINARY
 set -euo pipefail
+source "$(dirname "$0")/../lib/server_port.sh"
 herd=$1
 work=$(mktemp -d)
 pid=
@@ -16,12 +17,7 @@ fail() { echo "FAIL: $*"; echo "--- server log"; cat "$work/log" 2>/dev/null || 
 HERD_TEST_FAIL_STEP_AFTER=3 "$herd" serve --model "$work/m" --port 0 --grpc-port -1 \
   --shutdown-timeout 10 >"$work/log" 2>&1 &
 pid=$!
-port=
-for _ in $(seq 200); do
-  port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$work/log" | head -1)
-  [ -n "$port" ] && break
-  sleep 0.05
-done
+port=$(server_port "$work/log")
 [ -n "$port" ] || fail "server did not start"
 
 # A streamed request for 50 tokens: three steps run, then the fourth fails.

@@ -3,6 +3,7 @@
 # stream finish when it can before --shutdown-timeout, aborts what is left at the deadline, and
 # exits 0 either way.   tests/cli/serve_sigterm.sh HERD_BINARY
 set -euo pipefail
+source "$(dirname "$0")/../lib/server_port.sh"
 herd=$1
 work=$(mktemp -d)
 pids=()
@@ -17,12 +18,8 @@ start() {
   "$herd" serve --model "$work/m" --port 0 --grpc-port 0 --shutdown-timeout "$1" >"$log" 2>&1 &
   pid=$!
   pids+=("$pid")
-  for _ in $(seq 200); do
-    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" | head -1)
-    [ -n "$port" ] && return 0
-    sleep 0.05
-  done
-  fail "server did not start"
+  port=$(server_port "$log")
+  [ -n "$port" ] || fail "server did not start"
 }
 
 # Streams a completion of max_tokens tokens into $1 in the background; sets $curl_pid.

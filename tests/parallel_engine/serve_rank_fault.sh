@@ -7,6 +7,7 @@
 #     which one died. Both within a bounded time, no rank left behind.
 #   tests/parallel_engine/serve_rank_fault.sh HERD_BINARY MPIEXEC [MPIEXEC FLAGS...]
 set -euo pipefail
+source "$(dirname "$0")/../lib/server_port.sh"
 herd=$1
 shift
 mpirun=("$@")
@@ -26,12 +27,7 @@ start() {
   "${mpirun[@]}" -np 2 "$herd" serve --model "$work/m" --port 0 --grpc-port -1 -pp 2 \
     --threads 1 --comm-timeout 3 --shutdown-timeout 5 >"$work/log" 2>&1 &
   pid=$!
-  port=
-  for _ in $(seq 600); do
-    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$work/log" | head -1)
-    [ -n "$port" ] && break
-    sleep 0.05
-  done
+  port=$(server_port "$work/log" 600)
   [ -n "$port" ] || fail "the parallel server did not start"
   curl -sf "http://127.0.0.1:$port/health" >/dev/null || fail "/health not 200 at start"
   # The worker: the herd process of this job whose environment says MPI rank 1.
