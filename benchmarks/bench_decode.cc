@@ -25,13 +25,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "benchmarks/bench_checkpoint.h"
 #include "benchmarks/bench_util.h"
 #include "benchmarks/timing_backend.h"
 #include "engine/common/error.h"
@@ -44,7 +44,6 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using herd::bench::Clock;
 using herd::bench::seconds_since;
 
@@ -152,15 +151,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-// Removes the temporary checkpoint directory at exit (also on an exception).
-struct TempDir {
-  std::string path;
-  ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) fs::remove_all(path, ec);
-  }
-};
-
 void print_breakdown(const herd::bench::TimingBackend::Totals& tb, double forward_s, int steps,
                      double bandwidth) {
   double timed = 0.0;
@@ -188,37 +178,12 @@ int run(int argc, char** argv) {
               herd::bench::load_average().c_str());
 
   // ---- checkpoint
-  TempDir temp;
-  std::string dir = o.model;
-  if (dir.empty()) {
-    const fs::path base = fs::temp_directory_path() / "herd-bench-decode-XXXXXX";
-    std::string templ = base.string();
-    if (!mkdtemp(templ.data())) throw herd::Error("bench_decode: cannot create " + templ);
-    dir = temp.path = templ;
-  }
-  if (!fs::exists(fs::path(dir) / "config.json")) {
-    herd::MakeModelOptions mo;
-    mo.shape = o.shape;
-    mo.output = dir;
-    mo.threads = o.threads;
-    mo.write_tokenizer = false;
-    const auto t0 = Clock::now();
-    herd::make_model(mo);
-    std::printf("checkpoint: wrote random %s bf16 weights to %s in %.1f s\n", o.shape.c_str(),
-                dir.c_str(), seconds_since(t0));
-  } else {
-    std::printf("checkpoint: %s (existing)\n", dir.c_str());
-  }
+  const herd::bench::BenchCheckpoint checkpoint(o.model, o.shape, o.threads, "herd-bench-decode");
+  const std::string& dir = checkpoint.dir();
   const herd::ModelConfig cfg = herd::load_model_config(dir);
   auto weights = std::make_shared<herd::LlamaWeights>(herd::load_llama_weights(dir, cfg));
 
-  // Weight bytes one decode step reads: every linear weight and the lm_head (the embedding
-  // rows a step reads are negligible, and with tied embeddings the table is the lm_head).
-  double weight_bytes = double(weights->lm_head.bytes());
-  for (const auto& l : weights->layers)
-    for (const herd::Tensor* t :
-         {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
-      weight_bytes += double(t->bytes());
+  const double weight_bytes = herd::bench::step_weight_bytes(*weights);
   std::printf(
       "model: %lld layers, hidden %lld, ffn %lld, heads %lld/%lld, vocab %lld, %s weights, "
       "tied embeddings %s\n",

@@ -15,12 +15,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "benchmarks/bench_checkpoint.h"
 #include "benchmarks/bench_util.h"
 #include "engine/common/error.h"
 #include "engine/model/config.h"
@@ -32,7 +32,6 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using herd::bench::Clock;
 using herd::bench::seconds_since;
 
@@ -75,23 +74,6 @@ Options parse(int argc, char** argv) {
   }
   if (o.context < 1 || o.steps < 1 || o.rounds < 1 || o.threads < 0) usage(argv[0]);
   return o;
-}
-
-struct TempDir {
-  std::string path;
-  ~TempDir() {
-    if (!path.empty()) fs::remove_all(path);
-  }
-};
-
-double step_weight_bytes(const herd::LlamaWeights& w) {
-  double b = double(w.lm_head.bytes());
-  for (const auto& l : w.layers)
-    for (const herd::Tensor* t :
-         {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj,
-          &l.gate_proj_scale, &l.up_proj_scale, &l.down_proj_scale})
-      b += double(t->bytes());
-  return b;
 }
 
 // One sequence on one model: a prefill of `context` tokens, then `steps` greedy decode steps.
@@ -155,22 +137,8 @@ int run(int argc, char** argv) {
   herd::bench::print_command_and_machine(argc, argv, threads);
   std::printf("date: %s, load average %s\n", herd::bench::utc_date().c_str(),
               herd::bench::load_average().c_str());
-  TempDir temp;
-  std::string dir = o.model;
-  if (dir.empty()) {
-    std::string templ = (fs::temp_directory_path() / "herd-bench-fp8-XXXXXX").string();
-    if (!mkdtemp(templ.data())) throw herd::Error("bench_fp8: cannot create " + templ);
-    dir = temp.path = templ;
-  }
-  if (!fs::exists(fs::path(dir) / "config.json")) {
-    herd::MakeModelOptions mo;
-    mo.shape = o.shape;
-    mo.output = dir;
-    mo.threads = o.threads;
-    mo.write_tokenizer = false;
-    herd::make_model(mo);
-    std::printf("checkpoint: wrote random %s bf16 weights to %s\n", o.shape.c_str(), dir.c_str());
-  }
+  const herd::bench::BenchCheckpoint checkpoint(o.model, o.shape, o.threads, "herd-bench-fp8");
+  const std::string& dir = checkpoint.dir();
   const herd::ModelConfig cfg = herd::load_model_config(dir);
   auto bf16 = std::make_shared<const herd::LlamaWeights>(herd::load_llama_weights(dir, cfg));
   const auto t0 = Clock::now();
@@ -178,7 +146,8 @@ int run(int argc, char** argv) {
       std::make_shared<const herd::LlamaWeights>(herd::quantize_llama_weights_fp8(*bf16, cfg, {}));
   std::printf("quantized at load in %.1f s (%zu of %lld layers' FFN in FP8)\n", seconds_since(t0),
               herd::fp8_quantized_layers(cfg, {}).size(), (long long)cfg.num_hidden_layers);
-  const double b16 = step_weight_bytes(*bf16), b8 = step_weight_bytes(*fp8);
+  const double b16 = herd::bench::step_weight_bytes(*bf16),
+               b8 = herd::bench::step_weight_bytes(*fp8);
   std::printf("weight bytes per decode step: bf16 %.1f MB, fp8 %.1f MB -> ceiling ratio %.2fx\n",
               b16 / 1e6, b8 / 1e6, b16 / b8);
 
