@@ -5,7 +5,7 @@
 // every token identical (greedy and seeded) and every reported logprob within kLogprobTol.
 //
 //   mpirun -np 4 parallel_engine_check --model DIR --tp 2 --pp 2 [--micro-batches M]
-//          [--scenario basic|preempt]
+//          [--scenario basic|preempt] [--logprob-tol T]
 // Exit status 0 when everything matches; 1 with the first differences printed otherwise.
 #include <cmath>
 #include <cstdio>
@@ -26,8 +26,11 @@ namespace herd {
 namespace {
 
 // TP sums partial products in another order (all-reduce) than one process does: the logits
-// differ by float rounding only. Logprobs of the tiny fp32 model agree far below this.
-constexpr double kLogprobTol = 2e-4;
+// differ by float rounding only. Logprobs of the tiny fp32 model agree far below this default.
+// A BF16 checkpoint on the packed BF16 GEMM rounds every linear's input to bf16, so an fp32
+// difference in the last bit can flip one element's bf16 rounding (a relative 2^-8 step):
+// its tests pass --logprob-tol 0.02 (tokens must still be identical; measured max 0.0038).
+double logprob_tol = 2e-4;
 
 std::vector<int32_t> prompt(int len, int salt) {
   std::vector<int32_t> p;
@@ -99,9 +102,9 @@ int compare(const std::vector<std::vector<Output>>& got,
       double worst = 0;
       for (size_t t = 0; t < w.logprobs.size() && t < g.logprobs.size(); ++t)
         worst = std::max(worst, double(std::fabs(g.logprobs[t].logprob - w.logprobs[t].logprob)));
-      if (g.logprobs.size() != w.logprobs.size() || worst > kLogprobTol) {
+      if (g.logprobs.size() != w.logprobs.size() || worst > logprob_tol) {
         std::printf("FAIL %s/%zu: logprob max |d| %.3g (tolerance %.1g)\n", reqs[i].id.c_str(),
-                    s, worst, kLogprobTol);
+                    s, worst, logprob_tol);
         ++bad;
         continue;
       }
@@ -123,6 +126,7 @@ int run(int argc, char** argv) {
     else if (k == "--pp") pc.pipeline_parallel_size = std::atoi(v.c_str());
     else if (k == "--micro-batches") pc.micro_batches = std::atoi(v.c_str());
     else if (k == "--scenario") scenario = v;
+    else if (k == "--logprob-tol") logprob_tol = std::atof(v.c_str());
   }
   if (model.empty()) {
     std::fprintf(stderr, "usage: parallel_engine_check --model DIR --tp T --pp P\n");
