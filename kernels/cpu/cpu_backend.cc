@@ -105,9 +105,13 @@ class CpuBackend final : public Backend {
     for (size_t i = 0; i < ws.size(); ++i) check_linear(x, ws[i], outs[i], "linear_group");
     // One fused job when every weight is packed and of one kind (FP8 weights with one cap, so
     // that one quantization of x serves them all); otherwise each runs as linear() would.
-    std::vector<const cpu::PackedBf16Weight*> packed(ws.size());
-    std::vector<const float*> scales(ws.size());
-    std::vector<float*> out_ptrs(ws.size());
+    // Reused per thread: this runs twice per layer per step.
+    thread_local std::vector<const cpu::PackedBf16Weight*> packed;
+    thread_local std::vector<const float*> scales;
+    thread_local std::vector<float*> out_ptrs;
+    packed.resize(ws.size());
+    scales.resize(ws.size());
+    out_ptrs.resize(ws.size());
     bool fused = true;
     for (size_t i = 0; i < ws.size(); ++i) {
       packed[i] = packed_for(ws[i].w);

@@ -246,6 +246,9 @@ void linear_bf16_packed_group(ThreadPool& pool, const float* x, int64_t n,
     if (w->cols != cols)
       throw Error("linear_bf16_packed_group: weights of " + std::to_string(w->cols) + " and " +
                   std::to_string(cols) + " input columns cannot share one input");
+  int64_t total_groups = 0;
+  for (const PackedBf16Weight* w : ws) total_groups += w->groups;
+  if (total_groups == 0) return;  // only empty weights: no output columns to compute
   const int64_t ldx = 2 * ws[0]->k_pairs;
   thread_local std::vector<uint16_t> xb_store;
   xb_store.resize(size_t(n * ldx));
@@ -260,8 +263,6 @@ void linear_bf16_packed_group(ThreadPool& pool, const float* x, int64_t n,
   // the rows split too (a whole number of micro-tiles per task). Outputs do not depend on any
   // of it (see the header).
   const int64_t threads = pool.size();
-  int64_t total_groups = 0;
-  for (const PackedBf16Weight* w : ws) total_groups += w->groups;
   const int64_t run = std::clamp<int64_t>(total_groups / (4 * threads), 1, 4);
   struct Run {
     int part;

@@ -32,7 +32,8 @@ struct Group {
 
 Group make_group(DType dtype, uint32_t seed) {
   Group g;
-  for (int64_t rows : kRows) g.w.push_back(make_weights(random_floats(size_t(rows * kIn), seed++), dtype));
+  for (int64_t rows : kRows)
+    g.w.push_back(make_weights(random_floats(size_t(rows * kIn), seed++), dtype));
   for (size_t i = 0; i < g.w.size(); ++i)
     g.lw.emplace_back(test::view(g.w[i].data(), dtype, kRows[i], kIn));
   return g;
@@ -64,7 +65,8 @@ Outputs run_both(Backend& be, const std::vector<LinearWeight>& lw, int64_t n, ui
 }
 
 void expect_bitwise_equal(const Outputs& o) {
-  for (size_t i = 0; i < o.grouped.size(); ++i) EXPECT_EQ(o.grouped[i], o.separate[i]) << "part " << i;
+  for (size_t i = 0; i < o.grouped.size(); ++i)
+    EXPECT_EQ(o.grouped[i], o.separate[i]) << "part " << i;
 }
 
 TEST(LinearGroup, BitwiseTheSameAsSeparateLinearsForEveryWeightKind) {
@@ -114,6 +116,16 @@ TEST(LinearGroup, PackedGroupEqualsTheUnfusedKernelDirectly) {
   }
   cpu::linear_bf16_packed_group(pool, x.data(), n, ws, outs);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(grouped[i], alone[i]) << "part " << i;
+  // A weight with no rows (no output columns) is a no-op, alone or in a group, at any n.
+  const auto empty = cpu::pack_bf16_weight(pool, g.w[0].half.data(), 0, kIn, kIn);
+  std::vector<float> none;
+  cpu::linear_bf16_packed(pool, x.data(), n, empty, none.data());
+  ws.push_back(&empty);
+  outs.push_back(none.data());
+  cpu::linear_bf16_packed_group(pool, x.data(), n, ws, outs);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(grouped[i], alone[i]) << "part " << i;
+  ws.pop_back();
+  outs.pop_back();
   // Weights of different widths cannot share an input.
   auto other = make_weights(random_floats(64 * 20, 33), DType::kBF16);
   const auto narrow = cpu::pack_bf16_weight(pool, other.half.data(), 64, 20, 20);
